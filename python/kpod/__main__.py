@@ -1,0 +1,3 @@
+from kpod.cli import main
+
+raise SystemExit(main())

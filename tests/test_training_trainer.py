@@ -1,0 +1,348 @@
+"""KpodTrainer on tiny models: learning, ablations, resume, LoRA, Eq. 8 difficulty."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+import kpod
+from _training_toy import toy_dataset, with_difficulty
+from kpod.testing import tiny_causal_lm, tiny_seq2seq_lm, tiny_tokenizer
+from kpod.training import (
+    KpodCollator,
+    KpodConfig,
+    KpodTrainer,
+    load_config,
+    stage_example,
+    step_difficulties,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tok() -> Any:
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def data(tok: Any) -> Any:
+    return with_difficulty(toy_dataset(tok, n=16), tiny_causal_lm(tok, seed=1))
+
+
+def _cfg(out: Path, **kw: Any) -> KpodConfig:
+    base: dict[str, Any] = dict(
+        output_dir=str(out),
+        num_train_epochs=4,
+        per_device_train_batch_size=4,
+        learning_rate=3e-3,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1000,
+        seed=7,
+    )
+    base.update(kw)
+    return KpodConfig(**base)
+
+
+class _Recorder:
+    """Wraps kpod.Curriculum to record how the trainer builds it."""
+
+    calls: ClassVar[list[dict[str, Any]]] = []
+    advances = 0
+
+    def advance(self) -> Any:
+        _Recorder.advances += 1
+        return self._inner.advance()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _Recorder.calls.append({"args": args, "kwargs": kwargs})
+        self._inner = _REAL_CURRICULUM(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+_REAL_CURRICULUM = kpod.Curriculum
+
+
+def _full_loss(model: Any, data: Any, tok: Any, kind: str) -> float:
+    """Unweighted NLL of the whole rationale + answer (stage with no given steps)."""
+    feats = [
+        stage_example(data[i], 0, kind, eos_token_id=tok.eos_token_id, equal_token_weights=True)
+        for i in range(len(data))
+    ]
+    batch = KpodCollator(pad_token_id=tok.pad_token_id)(feats)
+    model.eval()
+    with torch.no_grad():
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        )
+    return float(out.loss)
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_loss_decreases(kind: str, tok: Any, data: Any, tmp_path: Path) -> None:
+    make = tiny_causal_lm if kind == "causal" else tiny_seq2seq_lm
+    model = make(tok)
+    before = _full_loss(model, data, tok, kind)
+    trainer = KpodTrainer(model, _cfg(tmp_path, num_train_epochs=6), data, processing_class=tok)
+    assert trainer.kind == kind
+    trainer.train()
+    after = _full_loss(trainer.model, data, tok, kind)
+    assert after < before - 0.5, (before, after)
+    # one stage per epoch; stages 1..T progressive, then everything written
+    hist = trainer.schedule.history
+    assert [h["stage"] for h in hist] == list(range(1, 7))
+    assert all((h["given_steps"] == 0).all() for h in hist[3:])
+    lines = (tmp_path / "kpod_stages.jsonl").read_text().splitlines()
+    assert [json.loads(x)["stage"] for x in lines] == list(range(1, 7))
+
+
+def test_stage_data_follow_the_schedule(tok: Any, data: Any, tmp_path: Path) -> None:
+    seen: list[list[int]] = []
+
+    class Peek(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            ds = kw["train_dataloader"].dataset
+            if not seen or len(seen) <= int(state.epoch):
+                seen.append(ds.given_steps.tolist())
+
+    trainer = KpodTrainer(
+        tiny_causal_lm(tok),
+        _cfg(tmp_path, num_train_epochs=3),
+        data,
+        processing_class=tok,
+        callbacks=[Peek()],
+    )
+    n = np.asarray(data["n_steps"])
+    trainer.train()
+    hist = trainer.schedule.history
+    assert seen == [h["given_steps"].tolist() for h in hist]
+    # stage 1 starts from c_i(0) = n_i - 1 and only moves selected questions, by delta_s = 1
+    c0 = n - 1
+    moved = np.zeros_like(c0)
+    moved[hist[0]["selected"]] = 1
+    assert (hist[0]["given_steps"] == np.maximum(c0 - moved, 0)).all()
+    for prev, cur in itertools.pairwise(hist):
+        assert (cur["given_steps"] <= prev["given_steps"]).all()
+
+
+def _trainer_for(flags: dict[str, Any], tok: Any, data: Any, tmp_path: Path) -> KpodTrainer:
+    _Recorder.calls.clear()
+    kpod.Curriculum = _Recorder  # type: ignore[misc]
+    try:
+        return KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path, **flags), data, processing_class=tok)
+    finally:
+        kpod.Curriculum = _REAL_CURRICULUM  # type: ignore[misc]
+
+
+def _stage_rows(trainer: KpodTrainer, given: np.ndarray) -> list[dict[str, Any]]:
+    trainer.stage_dataset.set_given_steps(given)
+    return [trainer.stage_dataset[i] for i in range(len(trainer.stage_dataset))]
+
+
+def test_each_ablation_changes_only_what_it_names(tok: Any, data: Any, tmp_path: Path) -> None:
+    base = _trainer_for({}, tok, data, tmp_path)
+    base_kw = _Recorder.calls[0]["kwargs"]
+    assert base_kw["beta"] == 12.0
+    n = np.asarray(data["n_steps"])
+    probe = np.maximum(n - 2, 0)
+    base_rows = _stage_rows(base, probe)
+
+    # w.o.-sig: weights 1 on every target; same labels and same curriculum inputs
+    sig = _trainer_for({"equal_token_weights": True}, tok, data, tmp_path)
+    assert _Recorder.calls[0]["kwargs"] == base_kw
+    for a, b in zip(base_rows, _stage_rows(sig, probe), strict=True):
+        assert a["labels"] == b["labels"] and a["input_ids"] == b["input_ids"]
+        assert b["token_weights"] == [1.0 if t != -100 else 0.0 for t in b["labels"]]
+    assert any(
+        a["token_weights"] != [1.0 if t != -100 else 0.0 for t in a["labels"]] for a in base_rows
+    )
+
+    # w.o.-div: only beta goes to 0
+    div = _trainer_for({"no_diversity": True}, tok, data, tmp_path)
+    kw = _Recorder.calls[0]["kwargs"]
+    assert kw["beta"] == 0.0 and {k: v for k, v in kw.items() if k != "beta"} == {
+        k: v for k, v in base_kw.items() if k != "beta"
+    }
+    assert _stage_rows(div, probe) == base_rows
+
+    # w.o.-prog: no curriculum at all, every stage writes the full rationale, same weights
+    prog = _trainer_for({"no_progression": True}, tok, data, tmp_path)
+    assert _Recorder.calls == []
+    assert (prog.schedule.given_steps == 0).all()
+    prog.schedule.advance()
+    assert (prog.schedule.given_steps == 0).all()
+    zero = np.zeros_like(n)
+    assert _stage_rows(prog, zero) == _stage_rows(base, zero)
+
+    # w.o.-sig-dif: only the difficulty scoring changes (the mean instead of the softmax)
+    dif = _trainer_for({"uniform_difficulty": True}, tok, data, tmp_path)
+    assert _Recorder.calls[0]["kwargs"] == base_kw
+    assert _stage_rows(dif, probe) == base_rows
+
+
+def test_uniform_difficulty_is_the_mean_step_nll(tok: Any, data: Any) -> None:
+    model = tiny_causal_lm(tok, seed=1)
+    rows = [data[i] for i in range(4)]
+    weighted = step_difficulties(model, rows, show_progress=False)
+    uniform = step_difficulties(model, rows, uniform=True, show_progress=False)
+    # by hand for example 0
+    ex = rows[0]
+    ids = torch.tensor([ex["input_ids"]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits.float(), -1)[0]
+    nll = -logp[:-1].gather(1, ids[0, 1:, None])[:, 0].numpy()
+    sid = np.asarray(ex["step_ids"][1:])
+    w = np.asarray(ex["token_weights"][1:])
+    for k in range(ex["n_steps"]):
+        sel = sid == k
+        soft = np.exp(w[sel]) / np.exp(w[sel]).sum()
+        assert uniform[0][k] == pytest.approx(nll[sel].mean(), rel=1e-4)
+        assert weighted[0][k] == pytest.approx(float(soft @ nll[sel]), rel=1e-4)
+    assert not np.allclose(np.concatenate(weighted), np.concatenate(uniform))
+    # batching and ordering do not change the result
+    one_by_one = [step_difficulties(model, [r], batch_size=1, show_progress=False)[0] for r in rows]
+    for a, b in zip(weighted, one_by_one, strict=True):
+        assert np.allclose(a, b, atol=1e-5)
+
+
+def test_all_flags_give_plain_cot_distillation(tok: Any, data: Any, tmp_path: Path) -> None:
+    flags = dict(
+        equal_token_weights=True, uniform_difficulty=True, no_progression=True, no_diversity=True
+    )
+    trainer = _trainer_for(flags, tok, data, tmp_path)
+    assert trainer.args.ablation_name == "cot" and trainer.args.plain_cot
+    rows = [trainer.stage_dataset[i] for i in range(4)]
+    batch = trainer.data_collator(rows)
+    model = trainer.model
+    with torch.no_grad():
+        ours = trainer.compute_loss(model, batch)
+        plain = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        ).loss
+    assert torch.allclose(ours, plain, atol=1e-6)
+    # and the plain CoT labels are the whole rationale + answer after the prompt
+    for i, row in enumerate(rows):
+        p = next(j for j, s in enumerate(data[i]["step_ids"]) if s != -1)
+        assert row["labels"] == [-100] * p + data[i]["input_ids"][p:]
+
+
+class _StopAt(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_resume_equals_uninterrupted(tok: Any, data: Any, tmp_path: Path) -> None:
+    kw = dict(save_strategy="steps", save_steps=3, num_train_epochs=4)
+    full = KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path / "a", **kw), data, processing_class=tok)
+    full.train()
+    # 16 questions / batch 4 = 4 steps per epoch; stop mid-stage 2 right after a save
+    cut = KpodTrainer(
+        tiny_causal_lm(tok),
+        _cfg(tmp_path / "b", **kw),
+        data,
+        processing_class=tok,
+        callbacks=[_StopAt(6)],
+    )
+    cut.train()
+    assert cut.state.global_step == 6 and cut.schedule.stage == 2
+    ckpt = tmp_path / "b" / "checkpoint-6"
+    saved = json.loads((ckpt / "trainer_state.json").read_text())
+    assert "KpodScheduleCallback" in saved["stateful_callbacks"]
+    resumed = KpodTrainer(
+        tiny_causal_lm(tok, seed=99), _cfg(tmp_path / "b", **kw), data, processing_class=tok
+    )
+    _Recorder.advances = 0
+    kpod.Curriculum = _Recorder  # type: ignore[misc]
+    try:
+        resumed.train(resume_from_checkpoint=str(ckpt))
+    finally:
+        kpod.Curriculum = _REAL_CURRICULUM  # type: ignore[misc]
+    # the schedule came from the checkpoint: only stages 3 and 4 were computed again
+    assert _Recorder.advances == 2
+    assert resumed.schedule.stage == full.schedule.stage == 4
+    for a, b in zip(full.schedule.history, resumed.schedule.history, strict=True):
+        assert a["selected"].tolist() == np.asarray(b["selected"]).tolist()
+        assert a["given_steps"].tolist() == np.asarray(b["given_steps"]).tolist()
+    sa, sb = full.model.state_dict(), resumed.model.state_dict()
+    for name in sa:
+        torch.testing.assert_close(sa[name], sb[name], rtol=1e-5, atol=1e-6)
+    lines = (tmp_path / "b" / "kpod_stages.jsonl").read_text().splitlines()
+    assert [json.loads(x)["stage"] for x in lines] == [1, 2, 3, 4]
+
+
+def test_lora_trains_only_adapters(tok: Any, data: Any, tmp_path: Path) -> None:
+    model = tiny_causal_lm(tok)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = KpodTrainer(
+        model,
+        _cfg(tmp_path, use_lora=True, lora_r=4, lora_alpha=8, num_train_epochs=1),
+        data,
+        processing_class=tok,
+    )
+    trainer.train()
+    names = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    base = trainer.model.get_base_model().state_dict()
+    frozen = [k for k in before if k in base]
+    assert frozen and all(torch.equal(before[k], base[k]) for k in frozen)
+
+
+def test_config_from_yaml_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "kpod.yaml"
+    path.write_text(
+        "output_dir: " + str(tmp_path / "o") + "\nnum_train_epochs: 10\nbeta: 6.0\n"
+        "no_diversity: true\nuse_cpu: true\n"
+    )
+    cfg = load_config(path)
+    assert cfg.num_stages == 5 and cfg.beta == 6.0 and cfg.effective_beta == 0.0
+    assert cfg.ablation_name == "w.o.-div" and cfg.save_strategy == "epoch"
+    with pytest.raises(ValueError, match="not_a_field"):
+        load_config(path, not_a_field=1)
+    with pytest.raises(ValueError, match="c0"):
+        KpodConfig(output_dir=str(tmp_path), c0=1.5, use_cpu=True)
+    with pytest.raises(ValueError, match="remove_unused_columns"):
+        KpodConfig(output_dir=str(tmp_path), remove_unused_columns=True, use_cpu=True)
+
+
+def test_missing_columns_are_explained(tok: Any, data: Any, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="step_difficulty"):
+        KpodTrainer(
+            tiny_causal_lm(tok),
+            _cfg(tmp_path),
+            data.remove_columns("step_difficulty"),
+            processing_class=tok,
+        )
+    with pytest.raises(ValueError, match="token_weights"):
+        KpodTrainer(
+            tiny_causal_lm(tok),
+            _cfg(tmp_path),
+            data.remove_columns("token_weights"),
+            processing_class=tok,
+        )
+    # the ablations that do not need a column accept its absence
+    KpodTrainer(
+        tiny_causal_lm(tok),
+        _cfg(tmp_path, no_progression=True, equal_token_weights=True),
+        data.remove_columns(["step_difficulty", "token_weights", "cluster"]),
+        processing_class=tok,
+    )

@@ -1,0 +1,246 @@
+"""Evaluation: batched greedy decoding, answer extraction, accuracy with a bootstrap interval.
+
+The student reads the template's prompt (``Q: <question>\\nA: Let's think step by
+step.\\n``), writes its rationale and ``Therefore, the answer is <y>.``; the answer
+is extracted with :func:`kpod.data.answers.extract_answer` (the number after "the
+answer is", or the choice letter for multiple choice) and compared with
+:func:`kpod.data.answers.answers_match` (numeric with tolerance). Causal students
+are decoded with left padding, seq2seq students read the prompt plus EOS in the
+encoder, exactly as in training (docs/architecture.md, "Stage examples").
+
+``evaluate(model, tokenizer, records)`` returns a metrics dict and optionally
+writes one JSON line per example; ``evaluate_many`` runs several datasets (the
+paper's out-of-distribution setting: train on GSM8K, test on SVAMP and ASDiv).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["bootstrap_interval", "evaluate", "evaluate_many", "generate_answers", "prompt_ids"]
+
+
+def bootstrap_interval(
+    correct: Sequence[bool] | np.ndarray,
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``correct`` (empty input: ``(nan, nan)``)."""
+    x = np.asarray(correct, dtype=np.float64)
+    if x.size == 0:
+        return (math.nan, math.nan)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, 256):  # bounded memory for large test sets
+        stop = min(start + 256, n_resamples)
+        idx = rng.integers(0, x.size, size=(stop - start, x.size))
+        means[start:stop] = x[idx].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def prompt_ids(tokenizer: Any, question: str, kind: str) -> list[int]:
+    """Token ids of the template's prompt, as the prepared examples begin.
+
+    A trailing EOS that the tokenizer adds by itself is dropped for causal
+    students (it would end the text) and ensured for seq2seq students (it closes
+    the encoder input).
+    """
+    from kpod.data.template import prompt
+
+    enc = tokenizer(prompt(question), add_special_tokens=True)
+    ids = list(enc["input_ids"])
+    eos = tokenizer.eos_token_id
+    while ids and eos is not None and ids[-1] == eos:
+        ids.pop()
+    if kind == "seq2seq":
+        if eos is None:
+            raise ValueError("seq2seq evaluation needs a tokenizer with an EOS token")
+        ids.append(int(eos))
+    return ids
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    questions: Sequence[str],
+    *,
+    kind: str | None = "auto",
+    batch_size: int = 16,
+    max_new_tokens: int = 256,
+    device: Any = None,
+    show_progress: bool = True,
+) -> list[str]:
+    """Greedy generations (the text after the prompt) for each question, in input order."""
+    import torch
+
+    from kpod.training.collator import KpodCollator
+    from kpod.training.difficulty import resolve_kind
+
+    kind = resolve_kind(model, kind)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ValueError("the tokenizer defines neither a pad nor an EOS token")
+    prompts = [prompt_ids(tokenizer, q, kind) for q in questions]
+    order = np.argsort([-len(p) for p in prompts], kind="stable")
+    collate = KpodCollator(
+        pad_token_id=int(pad), padding_side="left" if kind == "causal" else "right"
+    )
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    out: list[str] = [""] * len(prompts)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    progress: Any = batches
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(batches, desc="greedy decoding", unit="batch", leave=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for idx in progress:
+                batch = collate([{"input_ids": prompts[int(i)]} for i in idx])
+                gen = model.generate(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    do_sample=False,
+                    num_beams=1,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=int(pad),
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+                if kind == "causal":
+                    gen = gen[:, batch["input_ids"].shape[1] :]
+                texts = tokenizer.batch_decode(gen, skip_special_tokens=True)
+                for i, text in zip(idx, texts, strict=True):
+                    out[int(i)] = text
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _records(records: Any) -> list[Mapping[str, Any]]:
+    if hasattr(records, "column_names"):
+        return [records[i] for i in range(len(records))]
+    return list(records)
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    records: Iterable[Mapping[str, Any]] | Any,
+    *,
+    kind: str | None = "auto",
+    batch_size: int = 16,
+    max_new_tokens: int = 256,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    tol: float = 1e-6,
+    predictions_path: str | Path | None = None,
+    name: str | None = None,
+    device: Any = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Greedy-decode every question and score the extracted answers.
+
+    Args:
+        records: raw records (``question``, ``answer``, optional ``id``,
+            ``choices``) as dicts or a ``datasets.Dataset`` (prepared examples
+            work too).
+        predictions_path: write one JSON line per example (``id``, ``question``,
+            ``gold``, ``prediction``, ``correct``, ``generation``).
+        n_resamples, seed: the percentile bootstrap of the 95% interval.
+
+    Returns:
+        ``{"name", "n", "correct", "accuracy", "ci_low", "ci_high",
+        "extracted"}`` (accuracy and interval as fractions; ``extracted`` is the
+        share of generations with an answer at all).
+    """
+    from kpod.data.answers import answers_match, extract_answer
+
+    rows = _records(records)
+    for i, r in enumerate(rows):
+        if not r.get("question") or r.get("answer") in (None, ""):
+            raise ValueError(f"record {i} ({r.get('id', '?')!r}) needs 'question' and 'answer'")
+    gens = generate_answers(
+        model,
+        tokenizer,
+        [str(r["question"]) for r in rows],
+        kind=kind,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        show_progress=show_progress,
+    )
+    correct: list[bool] = []
+    preds: list[str | None] = []
+    for r, g in zip(rows, gens, strict=True):
+        choices = r.get("choices") or None
+        pred = extract_answer(g, choices=choices)
+        preds.append(pred)
+        correct.append(answers_match(pred, r["answer"], tol=tol))
+    if predictions_path is not None:
+        path = Path(predictions_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as fh:
+            for i, (r, g, p, c) in enumerate(zip(rows, gens, preds, correct, strict=True)):
+                line = {
+                    "id": r.get("id") or str(i),
+                    "question": r["question"],
+                    "gold": str(r["answer"]),
+                    "prediction": p,
+                    "correct": c,
+                    "generation": g,
+                }
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+    lo, hi = bootstrap_interval(correct, n_resamples=n_resamples, seed=seed)
+    n = len(rows)
+    return {
+        "name": name,
+        "n": n,
+        "correct": int(sum(correct)),
+        "accuracy": float(np.mean(correct)) if n else math.nan,
+        "ci_low": lo,
+        "ci_high": hi,
+        "extracted": float(np.mean([p is not None for p in preds])) if n else math.nan,
+    }
+
+
+def evaluate_many(
+    model: Any,
+    tokenizer: Any,
+    datasets: Mapping[str, Any],
+    *,
+    output_dir: str | Path | None = None,
+    **kwargs: Any,
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate` on each named dataset (in-distribution and out-of-distribution).
+
+    With ``output_dir``, predictions go to ``<output_dir>/predictions-<name>.jsonl``
+    and all metrics to ``<output_dir>/metrics.json``.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    for name, records in datasets.items():
+        path = None if output_dir is None else Path(output_dir) / f"predictions-{name}.jsonl"
+        results[name] = evaluate(
+            model, tokenizer, records, name=name, predictions_path=path, **kwargs
+        )
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results

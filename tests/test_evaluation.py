@@ -1,0 +1,133 @@
+"""Evaluation: prompts as in training, batched greedy == one by one, metrics and predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from kpod.evaluation import (
+    bootstrap_interval,
+    evaluate,
+    evaluate_many,
+    generate_answers,
+    prompt_ids,
+)
+from kpod.testing import tiny_causal_lm, tiny_seq2seq_lm, tiny_tokenizer
+
+torch.set_num_threads(1)
+
+QUESTIONS = [
+    "Tom has 3 apples and buys 4 more. How many apples?",
+    "Anna has 12 books.",
+    "Li has 30 marbles and loses 7 of them on the way home from school. How many are left?",
+    "How many?",
+    "Sara buys 5 pens.",
+]
+
+
+@pytest.fixture(scope="module")
+def tok() -> Any:
+    return tiny_tokenizer()
+
+
+def test_bootstrap_interval() -> None:
+    x = np.array([1] * 70 + [0] * 30, dtype=bool)
+    lo, hi = bootstrap_interval(x, seed=1)
+    assert lo < 0.7 < hi and 0.05 < hi - lo < 0.25
+    assert bootstrap_interval(x, seed=1) == (lo, hi)  # deterministic per seed
+    lo4, hi4 = bootstrap_interval(np.tile(x, 16), seed=1)
+    assert hi4 - lo4 < (hi - lo) / 2  # 16x the data, about 1/4 the width
+    assert bootstrap_interval([True] * 5) == (1.0, 1.0)
+    assert all(np.isnan(bootstrap_interval([])))
+
+
+def test_prompt_ids_are_the_prefix_of_prepared_examples(tok: Any) -> None:
+    from _training_toy import toy_dataset
+
+    ex = toy_dataset(tok, n=2)[0]
+    p = next(j for j, s in enumerate(ex["step_ids"]) if s != -1)
+    assert prompt_ids(tok, ex["question"], "causal") == ex["input_ids"][:p]
+    assert prompt_ids(tok, ex["question"], "seq2seq") == [*ex["input_ids"][:p], tok.eos_token_id]
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_batched_greedy_equals_one_by_one(kind: str, tok: Any) -> None:
+    model = (tiny_causal_lm if kind == "causal" else tiny_seq2seq_lm)(tok, seed=3)
+    batched = generate_answers(
+        model, tok, QUESTIONS, batch_size=3, max_new_tokens=8, show_progress=False
+    )
+    single = [
+        generate_answers(model, tok, [q], batch_size=1, max_new_tokens=8, show_progress=False)[0]
+        for q in QUESTIONS
+    ]
+    assert batched == single
+    assert any(batched)
+
+
+class _Scripted(torch.nn.Module):
+    """A causal 'model' whose greedy output is scripted per question (tests the scoring path)."""
+
+    def __init__(self, tok: Any, replies: dict[str, str]) -> None:
+        super().__init__()
+        self.tok, self.replies = tok, replies
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.config = type("C", (), {"is_encoder_decoder": False})()
+
+    def generate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kw: Any
+    ) -> torch.Tensor:
+        rows = []
+        for ids, mask in zip(input_ids, attention_mask, strict=True):
+            text = self.tok.decode(ids[mask.bool()])
+            q = next(q for q in self.replies if q in text)
+            rows.append(self.tok(self.replies[q], add_special_tokens=False)["input_ids"])
+        width = max(len(r) for r in rows)
+        pad = self.tok.pad_token_id
+        out = torch.full((len(rows), width), pad)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = torch.tensor(r)
+        return torch.cat([input_ids, out], dim=1)
+
+
+def test_evaluate_scores_and_writes_predictions(tok: Any, tmp_path: Path) -> None:
+    records = [
+        {"id": "a", "question": QUESTIONS[0], "answer": "7"},
+        {"id": "b", "question": QUESTIONS[1], "answer": "12"},
+        {"id": "c", "question": QUESTIONS[2], "answer": "23"},
+        {"id": "d", "question": QUESTIONS[3], "answer": "B", "choices": ["red", "blue"]},
+    ]
+    replies = {
+        QUESTIONS[0]: "3 + 4 = 7.\nTherefore, the answer is 7.",
+        QUESTIONS[1]: "She has 12 books.\nTherefore, the answer is 11.",
+        QUESTIONS[2]: "I do not know",
+        QUESTIONS[3]: "Blue it is.\nTherefore, the answer is (B).",
+    }
+    model = _Scripted(tok, replies)
+    path = tmp_path / "pred.jsonl"
+    m = evaluate(model, tok, records, batch_size=2, predictions_path=path, show_progress=False)
+    assert m["n"] == 4 and m["correct"] == 2 and m["accuracy"] == 0.5
+    assert m["ci_low"] <= 0.5 <= m["ci_high"]
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["a", "b", "c", "d"]
+    assert [x["correct"] for x in lines] == [True, False, False, True]
+    assert lines[0]["prediction"] == "7" and lines[1]["prediction"] == "11"
+    assert lines[3]["prediction"] == "B"
+    assert "Therefore" in lines[0]["generation"]
+
+    many = evaluate_many(
+        model,
+        tok,
+        {"in": records[:2], "ood": records[2:]},
+        output_dir=tmp_path,
+        show_progress=False,
+    )
+    assert many["in"]["accuracy"] == 0.5 and many["ood"]["accuracy"] == 0.5
+    assert (tmp_path / "predictions-ood.jsonl").is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text())["in"]["n"] == 2
+    with pytest.raises(ValueError, match="needs 'question' and 'answer'"):
+        evaluate(model, tok, [{"question": "x"}], show_progress=False)

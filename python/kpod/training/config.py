@@ -240,6 +240,9 @@ def load_config(path: str | Path, **overrides: Any) -> KpodConfig:
             f"{path} must hold a mapping of KpodConfig fields, got {type(data).__name__}"
         )
     data.update(overrides)
+    for key in ("save_strategy", "eval_strategy", "logging_strategy"):
+        if data.get(key) is False:  # YAML 1.1 reads a bare `no` as false
+            data[key] = "no"
     parser = HfArgumentParser(cast(Any, KpodConfig))
     (cfg,) = parser.parse_dict(data, allow_extra_keys=False)
     return cfg

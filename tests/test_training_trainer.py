@@ -251,8 +251,12 @@ class _StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def test_resume_equals_uninterrupted(tok: Any, data: Any, tmp_path: Path) -> None:
-    kw = dict(save_strategy="steps", save_steps=3, num_train_epochs=4)
+@pytest.mark.parametrize("rescore_every", [0, 1])
+def test_resume_equals_uninterrupted(
+    rescore_every: int, tok: Any, data: Any, tmp_path: Path
+) -> None:
+    # rescore_every=1 makes the schedule depend on the model's state at each stage
+    kw = dict(save_strategy="steps", save_steps=3, num_train_epochs=4, rescore_every=rescore_every)
     full = KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path / "a", **kw), data, processing_class=tok)
     full.train()
     # 16 questions / batch 4 = 4 steps per epoch; stop mid-stage 2 right after a save
@@ -288,6 +292,11 @@ def test_resume_equals_uninterrupted(tok: Any, data: Any, tmp_path: Path) -> Non
         torch.testing.assert_close(sa[name], sb[name], rtol=1e-5, atol=1e-6)
     lines = (tmp_path / "b" / "kpod_stages.jsonl").read_text().splitlines()
     assert [json.loads(x)["stage"] for x in lines] == [1, 2, 3, 4]
+    rescored = not np.allclose(
+        np.concatenate(resumed.schedule._difficulty),
+        np.concatenate([np.asarray(d) for d in data["step_difficulty"]]),
+    )
+    assert rescored == bool(rescore_every)
 
 
 def test_lora_trains_only_adapters(tok: Any, data: Any, tmp_path: Path) -> None:

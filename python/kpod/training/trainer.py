@@ -162,13 +162,22 @@ class CurriculumSchedule:
             res = self.curriculum.advance()
             self.given_steps = np.asarray(res.given_steps, dtype=np.int64).copy()
             record["selected"] = np.asarray(res.selected, dtype=np.int64).copy()
-            for name in ("budget_increase", "difficulty_added", "value", "evaluations"):
+            for name in (
+                "budget_increase",
+                "difficulty_added",
+                "value",
+                "evaluations",
+                "budget",
+                "written",
+                "skipped",
+            ):
                 if hasattr(res, name):
                     v = getattr(res, name)
                     record[name] = v.item() if isinstance(v, np.generic) else v
         record["given_steps"] = self.given_steps.copy()
-        record["difficulty"] = self.written_difficulty()
-        record["budget"] = self.budget(self.stage)
+        # H(t) and D(t) under the names the run report reads
+        record["difficulty"] = float(record.pop("written", self.written_difficulty()))
+        record.setdefault("budget", self.budget(self.stage))
         self.history.append(record)
         return record
 
@@ -209,15 +218,20 @@ class CurriculumSchedule:
         diffs = [np.asarray(d, dtype=np.float64) for d in step_difficulty]
         if len(diffs) != len(self._difficulty):
             raise ValueError("rescore needs one difficulty array per question")
-        state = self.curriculum.state_dict()
+        for i, (d, n) in enumerate(zip(diffs, self.n_steps, strict=True)):
+            if d.shape != (n,):
+                raise ValueError(f"rescore: example {i} has {d.size} difficulties, n_steps is {n}")
+        old = self.curriculum.state_dict()
         cur = self._new_curriculum(diffs)
-        new_state = cur.state_dict()
-        # Carry the progress (given steps, stage) over; difficulties come from the new scores.
-        for key, value in state.items():
-            if "diff" in key or key in ("offsets", "step_offsets", "clusters"):
-                continue
-            new_state[key] = value
-        cur.load_state_dict(new_state)
+        # Carry the progress (stage, given steps) over; totals follow the new scores.
+        new = dict(cur.state_dict())
+        new["stage"] = old["stage"]
+        new["given_steps"] = np.asarray(old["given_steps"], dtype=np.int64).copy()
+        if "written" in new:
+            new["written"] = float(
+                sum(d[g:].sum() for d, g in zip(diffs, new["given_steps"], strict=True))
+            )
+        cur.load_state_dict(new)
         self.curriculum = cur
         self._difficulty = diffs
 

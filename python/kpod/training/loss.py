@@ -61,22 +61,24 @@ def weighted_token_loss(
             f"{tuple(labels.shape)}; pad them together (kpod.training.KpodCollator)"
         )
     if shift:
-        logits = logits[:, :-1, :]
-        labels = labels[:, 1:]
+        # Shift the labels, not the logits: slicing the logits would copy the
+        # (batch, length, vocab) tensor, the largest one in the step.
+        labels = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
         if token_weights is not None:
-            token_weights = token_weights[:, 1:]
+            token_weights = F.pad(token_weights, (0, 1), value=0.0)[..., 1:]
     labels = labels.to(logits.device)
+    flat = logits.reshape(-1, logits.size(-1))
     nll = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
+        flat if flat.dtype == torch.float32 else flat.float(),
         labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
         reduction="none",
     )
     if token_weights is not None:
+        # nll is already 0 under ignored labels; the mask keeps any padding value
+        # (even inf or nan) in the weights from leaking into the loss.
         w = token_weights.reshape(-1).to(device=nll.device, dtype=nll.dtype)
-        # Positions with label -100 have nll == 0 already; the mask makes padded
-        # weights irrelevant even if a caller padded them with something else.
-        nll = nll * torch.where(labels.reshape(-1) == IGNORE_INDEX, torch.zeros_like(w), w)
+        nll = nll * w.masked_fill(labels.reshape(-1) == IGNORE_INDEX, 0.0)
     total = nll.sum()
     denom: Any = num_items_in_batch
     if denom is None:

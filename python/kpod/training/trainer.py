@@ -593,8 +593,11 @@ def train_kpod(
 ) -> KpodTrainer:
     """Train ``model`` on prepared ``dataset`` with KPOD and save the result.
 
-    Resumes from ``resume_from_checkpoint`` (a checkpoint path, or ``True`` for
-    the last one in ``output_dir``). Saves the final model, tokenizer and
+    When ``dataset`` has no ``step_difficulty`` column and the run is
+    progressive, the difficulties are scored first with ``model`` as given (the
+    pretrained student, Eq. 8; ``config.uniform_difficulty`` honoured). Resumes
+    from ``resume_from_checkpoint`` (a checkpoint path, or ``True`` for the last
+    one in ``output_dir``). Saves the final model, tokenizer and
     ``kpod_stages.jsonl`` (one line per stage: selected questions, given steps,
     written difficulty) to ``output_dir``. Returns the trainer (``.model``,
     ``.schedule.history``, ``.state.log_history``).
@@ -603,6 +606,18 @@ def train_kpod(
         config.output_dir = str(output_dir)
     if not config.output_dir:
         raise ValueError("train_kpod needs an output_dir (argument or config.output_dir)")
+    if not config.no_progression and "step_difficulty" not in _columns(dataset):
+        from kpod.training.difficulty import add_step_difficulty
+
+        dataset = add_step_difficulty(
+            dataset,
+            model,
+            kind=config.kind,
+            eos_token_id=getattr(tokenizer, "eos_token_id", None),
+            pad_token_id=getattr(tokenizer, "pad_token_id", None),
+            batch_size=config.difficulty_batch_size,
+            uniform=config.uniform_difficulty,
+        )
     trainer = KpodTrainer(
         model=model,
         args=config,

@@ -355,3 +355,18 @@ def test_missing_columns_are_explained(tok: Any, data: Any, tmp_path: Path) -> N
         data.remove_columns(["step_difficulty", "token_weights", "cluster"]),
         processing_class=tok,
     )
+
+
+def test_train_kpod_scores_missing_difficulties_with_the_pretrained_student(
+    tok: Any, data: Any, tmp_path: Path
+) -> None:
+    from kpod.training import train_kpod
+
+    model = tiny_causal_lm(tok, seed=5)
+    rows = [data[i] for i in range(len(data))]
+    want = step_difficulties(model, rows, uniform=True, show_progress=False)
+    cfg = _cfg(tmp_path, num_train_epochs=1, uniform_difficulty=True)
+    trainer = train_kpod(model, tok, data.remove_columns("step_difficulty"), cfg)
+    got = trainer.schedule._difficulty
+    assert all(np.allclose(a, b) for a, b in zip(want, got, strict=True))
+    assert (tmp_path / "config.json").is_file() and (tmp_path / "tokenizer_config.json").is_file()

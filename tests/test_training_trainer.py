@@ -251,12 +251,19 @@ class _StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-@pytest.mark.parametrize("rescore_every", [0, 1])
+@pytest.mark.parametrize(("rescore_every", "restore_callbacks"), [(0, False), (1, True)])
 def test_resume_equals_uninterrupted(
-    rescore_every: int, tok: Any, data: Any, tmp_path: Path
+    rescore_every: int, restore_callbacks: bool, tok: Any, data: Any, tmp_path: Path
 ) -> None:
-    # rescore_every=1 makes the schedule depend on the model's state at each stage
-    kw = dict(save_strategy="steps", save_steps=3, num_train_epochs=4, rescore_every=rescore_every)
+    # rescore_every=1 makes the schedule depend on the model's state at each stage;
+    # restore_callbacks lets the Trainer re-create our callback from the checkpoint.
+    kw = dict(
+        save_strategy="steps",
+        save_steps=3,
+        num_train_epochs=4,
+        rescore_every=rescore_every,
+        restore_callback_states_from_checkpoint=restore_callbacks,
+    )
     full = KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path / "a", **kw), data, processing_class=tok)
     full.train()
     # 16 questions / batch 4 = 4 steps per epoch; stop mid-stage 2 right after a save
@@ -370,3 +377,19 @@ def test_train_kpod_scores_missing_difficulties_with_the_pretrained_student(
     got = trainer.schedule._difficulty
     assert all(np.allclose(a, b) for a, b in zip(want, got, strict=True))
     assert (tmp_path / "config.json").is_file() and (tmp_path / "tokenizer_config.json").is_file()
+
+
+def test_eval_dataset_reports_the_full_rationale_loss(tok: Any, data: Any, tmp_path: Path) -> None:
+    model = tiny_causal_lm(tok)
+    trainer = KpodTrainer(
+        model, _cfg(tmp_path, num_train_epochs=1), data, processing_class=tok, eval_dataset=data
+    )
+    got = trainer.evaluate()["eval_loss"]
+    rows = [
+        stage_example(data[i], 0, "causal", eos_token_id=tok.eos_token_id) for i in range(len(data))
+    ]
+    batch = trainer.data_collator(rows)
+    with torch.no_grad():
+        want = float(trainer.compute_loss(model, batch))
+    # the Trainer averages per-batch losses (batch 8 here = 2 batches); same data, close values
+    assert got == pytest.approx(want, rel=0.05)

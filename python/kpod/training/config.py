@@ -149,6 +149,13 @@ class KpodConfig(TrainingArguments):
             "help": "Kept False: KPOD batches carry token_weights, which the model does not accept."
         },
     )
+    prediction_loss_only: bool = field(
+        default=True,
+        metadata={
+            "help": "Evaluation during training reports the loss only (full-rationale targets); "
+            "accuracy comes from `kpod eval`. False would gather every logit."
+        },
+    )
     save_strategy: str = field(
         default="epoch",
         metadata={

@@ -376,6 +376,8 @@ class KpodTrainer(Trainer):
             clusters = _compute_clusters(model, train_dataset, args.n_clusters, args.seed)
         self.schedule = CurriculumSchedule(self.stage_dataset.n_steps, diffs, clusters, args)
         self.stage_dataset.set_given_steps(self.schedule.given_steps)
+        if kwargs.get("eval_dataset") is not None:
+            kwargs["eval_dataset"] = _eval_stage_data(kwargs["eval_dataset"], self.kind, eos, args)
         super().__init__(
             model=model,
             args=args,
@@ -507,6 +509,18 @@ class KpodTrainer(Trainer):
 # --------------------------------------------------------------------------- helpers
 def _stage_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in record.items()}
+
+
+def _eval_stage_data(data: Any, kind: str, eos: int | None, args: KpodConfig) -> Any:
+    """Prepared eval examples as stage examples with the full rationale as target."""
+    if isinstance(data, Mapping):
+        return {name: _eval_stage_data(d, kind, eos, args) for name, d in data.items()}
+    if isinstance(data, StageDataset) or "step_ids" not in _columns(data):
+        return data  # already stage examples (input_ids/labels/token_weights)
+    equal = args.equal_token_weights or "token_weights" not in _columns(data)
+    ds = StageDataset(data, kind, eos_token_id=eos, equal_token_weights=equal)
+    ds.set_given_steps(np.zeros(len(ds), dtype=np.int64))
+    return ds
 
 
 def _dist_world_rank() -> tuple[int, int]:

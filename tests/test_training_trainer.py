@@ -393,3 +393,27 @@ def test_eval_dataset_reports_the_full_rationale_loss(tok: Any, data: Any, tmp_p
         want = float(trainer.compute_loss(model, batch))
     # the Trainer averages per-batch losses (batch 8 here = 2 batches); same data, close values
     assert got == pytest.approx(want, rel=0.05)
+
+
+def test_gradient_accumulation_gives_the_same_update(tok: Any, data: Any, tmp_path: Path) -> None:
+    # one optimizer step over 8 questions: one batch of 8 vs 4 micro-batches of 2
+    kw: dict[str, Any] = dict(max_steps=1, optim="sgd", learning_rate=0.5, no_progression=True)
+    whole = KpodTrainer(
+        tiny_causal_lm(tok),
+        _cfg(tmp_path / "a", per_device_train_batch_size=8, **kw),
+        data,
+        processing_class=tok,
+    )
+    whole.train()
+    split = KpodTrainer(
+        tiny_causal_lm(tok),
+        _cfg(tmp_path / "b", per_device_train_batch_size=2, gradient_accumulation_steps=4, **kw),
+        data,
+        processing_class=tok,
+    )
+    split.train()
+    start = tiny_causal_lm(tok).state_dict()
+    sa, sb = whole.model.state_dict(), split.model.state_dict()
+    assert any(not torch.equal(sa[k], start[k]) for k in sa)
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-6)

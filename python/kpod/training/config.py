@@ -149,6 +149,14 @@ class KpodConfig(TrainingArguments):
             "help": "Kept False: KPOD batches carry token_weights, which the model does not accept."
         },
     )
+    bf16: bool | None = field(  # type: ignore[assignment]
+        default=None,
+        metadata={
+            "help": "bfloat16 mixed precision. Default: on where the accelerator supports it "
+            "(CUDA with bf16), off on CPU (where it is allowed and about 2x faster for a 135M "
+            "student, but changes numerics; set it explicitly)."
+        },
+    )
     prediction_loss_only: bool = field(
         default=True,
         metadata={
@@ -165,6 +173,8 @@ class KpodConfig(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        if self.bf16 is None:
+            self.bf16 = not self.fp16 and not self.use_cpu and _cuda_bf16()
         super().__post_init__()
         if self.kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"kind must be 'auto', 'causal' or 'seq2seq', got {self.kind!r}")
@@ -229,6 +239,12 @@ class KpodConfig(TrainingArguments):
     def plain_cot(self) -> bool:
         """True when training reduces to plain CoT distillation (equal weights, no progression)."""
         return self.equal_token_weights and self.no_progression
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def load_config(path: str | Path, **overrides: Any) -> KpodConfig:

@@ -774,9 +774,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, full: bool = False) -> Non
     )
     parser.add_argument(
         "--curriculum",
-        type=float,
-        default=1e6,
-        help="questions in the curriculum benchmark, 0 to skip (default: %(default)g)",
+        default="1e6,1e7" if full else "1e6",
+        help="comma-separated question counts for the curriculum benchmark, 0 to skip "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--stages", type=int, default=50, help="curriculum stages (default: %(default)s)"
@@ -932,8 +932,9 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
     peer_table_rows = [_peer_row(p, select_rows, args.peer_cap) for p in peer_rows]
 
     curriculum_rows: list[dict[str, Any]] = []
-    if args.curriculum and args.curriculum > 0:
-        nq = int(args.curriculum)
+    for nq in (
+        _parse_sizes(args.curriculum) if str(args.curriculum).strip() not in ("", "0") else []
+    ):
         _progress(f"kpod bench: curriculum {args.stages} stages over {_fmt_n(nq)} questions ...")
         iso = run_isolated(
             "kpod.bench:case_curriculum",

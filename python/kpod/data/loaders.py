@@ -168,6 +168,9 @@ def _iter_json_array(path: Path, key: str | None = None) -> Iterator[Located | I
         return
     if isinstance(data, dict) and key and isinstance(data.get(key), list):
         data = data[key]
+    elif isinstance(data, dict):  # one object: a single-line JSON Lines file
+        yield from _iter_jsonl(path)
+        return
     if not isinstance(data, list):
         raise InvalidRecordError(str(path), "top level", None, "expected a JSON array of records")
     for i, obj in enumerate(data):
@@ -676,8 +679,9 @@ def read_records(
 def records_to_dataset(records: Iterable[Record], *, cache_dir: str | Path | None = None) -> Any:
     """A ``datasets.Dataset`` with the schema columns from validated records.
 
-    Writes Arrow in batches (``Dataset.from_generator``) when ``cache_dir`` is
-    given, so the rows never all sit in Python memory; otherwise builds in memory.
+    With ``cache_dir`` the rows are streamed into an Arrow file there (batches of
+    10,000) and memory-mapped, so they never all sit in Python memory (the
+    choice for millions of rows); otherwise the dataset is built in memory.
     """
     import datasets
 
@@ -693,20 +697,24 @@ def records_to_dataset(records: Iterable[Record], *, cache_dir: str | Path | Non
     if cache_dir is None:
         rows = list(records)
         return datasets.Dataset.from_list(rows, features=features)
-    holder = {"it": iter(records)}
+    import uuid
 
-    def gen() -> Iterator[Record]:
-        yield from holder["it"]
+    from datasets.arrow_writer import ArrowWriter
 
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"records-{uuid.uuid4().hex}.arrow"
+    tmp = target.with_suffix(".partial")
     try:
-        return datasets.Dataset.from_generator(
-            gen, features=features, cache_dir=str(cache_dir), keep_in_memory=False
-        )
-    except datasets.exceptions.DatasetGenerationError as err:
-        cause = err.__cause__ or err.__context__
-        if isinstance(cause, InvalidRecordError):
-            raise cause from None
+        with ArrowWriter(features=features, path=str(tmp), writer_batch_size=10_000) as writer:
+            for rec in records:
+                writer.write(rec)
+            writer.finalize()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
+    tmp.replace(target)
+    return datasets.Dataset.from_file(str(target))
 
 
 def load_records(

@@ -31,7 +31,9 @@ Formats (``format=``):
     "(unit)", no rationale.
 ``csqa``
     CommonsenseQA jsonl (``id``, ``question``, ``choices``, ``answer`` = choice
-    text) -> answer letter; no rationale (the CoS-E explanations have an unknown
+    text) -> answer letter (the first matching choice: the export lost the answer
+    key, and 2 of 1,221 dev questions list the answer text twice); no rationale
+    (the CoS-E explanations have an unknown
     license; name ``rationale_field`` to use one anyway).
 ``jsonl``, ``json``, ``csv``, ``parquet``
     Generic: ``columns`` maps schema fields to your column names, e.g.

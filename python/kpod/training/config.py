@@ -49,7 +49,8 @@ class KpodConfig(TrainingArguments):
         default=None,
         metadata={
             "help": "T, the number of progressive stages (one per epoch); after stage T every "
-            "question gets the full rationale. Default: half the training epochs (at least 1)."
+            "question gets the full rationale. Default: half of num_train_epochs (at least 1); "
+            "set it explicitly when training by max_steps."
         },
     )
     p: float = field(

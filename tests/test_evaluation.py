@@ -131,3 +131,53 @@ def test_evaluate_scores_and_writes_predictions(tok: Any, tmp_path: Path) -> Non
     assert json.loads((tmp_path / "metrics.json").read_text())["in"]["n"] == 2
     with pytest.raises(ValueError, match="needs 'question' and 'answer'"):
         evaluate(model, tok, [{"question": "x"}], show_progress=False)
+
+
+def test_interrupted_evaluation_decodes_only_what_is_missing(tok: Any, tmp_path: Path) -> None:
+    records = [{"id": str(i), "question": q, "answer": "7"} for i, q in enumerate(QUESTIONS)]
+    replies = {q: f"so {i}.\nTherefore, the answer is 7." for i, q in enumerate(QUESTIONS)}
+    path = tmp_path / "pred.jsonl"
+
+    class Crash(_Scripted):
+        calls = 0
+
+        def generate(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kw: Any
+        ) -> torch.Tensor:
+            Crash.calls += 1
+            if Crash.calls == 2:
+                raise KeyboardInterrupt
+            return super().generate(input_ids, attention_mask, **kw)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(
+            Crash(tok, replies),
+            tok,
+            records,
+            batch_size=2,
+            predictions_path=path,
+            show_progress=False,
+        )
+    partial = tmp_path / "pred.jsonl.partial"
+    assert len(partial.read_text().splitlines()) == 2  # the first batch survived
+
+    seen: list[str] = []
+
+    class Count(_Scripted):
+        def generate(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kw: Any
+        ) -> torch.Tensor:
+            seen.extend(
+                self.tok.decode(ids[m.bool()])
+                for ids, m in zip(input_ids, attention_mask, strict=True)
+            )
+            return super().generate(input_ids, attention_mask, **kw)
+
+    m = evaluate(
+        Count(tok, replies), tok, records, batch_size=2, predictions_path=path, show_progress=False
+    )
+    assert len(seen) == 3 and m["correct"] == 5
+    assert not partial.exists()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [x["id"] for x in lines] == [str(i) for i in range(5)]
+    assert [x["generation"] for x in lines] == [replies[q] for q in QUESTIONS]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,13 @@ def generate_answers(
     max_new_tokens: int = 256,
     device: Any = None,
     show_progress: bool = True,
+    on_batch: Callable[[list[int], list[str]], None] | None = None,
 ) -> list[str]:
-    """Greedy generations (the text after the prompt) for each question, in input order."""
+    """Greedy generations (the text after the prompt) for each question, in input order.
+
+    ``on_batch(indices, texts)`` is called after every batch (evaluate uses it to
+    keep finished generations on disk).
+    """
     import torch
 
     from kpod.training.collator import KpodCollator
@@ -128,6 +133,8 @@ def generate_answers(
                 texts = tokenizer.batch_decode(gen, skip_special_tokens=True)
                 for i, text in zip(idx, texts, strict=True):
                     out[int(i)] = text
+                if on_batch is not None:
+                    on_batch([int(i) for i in idx], list(texts))
     finally:
         model.train(was_training)
     return out
@@ -154,6 +161,7 @@ def evaluate(
     name: str | None = None,
     device: Any = None,
     show_progress: bool = True,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Greedy-decode every question and score the extracted answers.
 
@@ -164,6 +172,10 @@ def evaluate(
         predictions_path: write one JSON line per example (``id``, ``question``,
             ``gold``, ``prediction``, ``correct``, ``generation``).
         n_resamples, seed: the percentile bootstrap of the 95% interval.
+        resume: with ``predictions_path``, finished generations are appended to
+            ``<predictions_path>.partial`` batch by batch; an interrupted
+            evaluation started again with the same records decodes only what is
+            missing. The partial file is removed when the evaluation completes.
 
     Returns:
         ``{"name", "n", "correct", "accuracy", "ci_low", "ci_high",
@@ -176,16 +188,54 @@ def evaluate(
     for i, r in enumerate(rows):
         if not r.get("question") or r.get("answer") in (None, ""):
             raise ValueError(f"record {i} ({r.get('id', '?')!r}) needs 'question' and 'answer'")
-    gens = generate_answers(
-        model,
-        tokenizer,
-        [str(r["question"]) for r in rows],
-        kind=kind,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        device=device,
-        show_progress=show_progress,
-    )
+    partial = None if predictions_path is None else Path(str(predictions_path) + ".partial")
+    done: dict[int, str] = {}
+    if partial is not None and resume and partial.is_file():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by the interruption
+                continue
+            i = item.get("index")
+            if (
+                isinstance(i, int)
+                and 0 <= i < len(rows)
+                and item.get("question") == rows[i]["question"]
+            ):
+                done[i] = item["generation"]
+    todo = [i for i in range(len(rows)) if i not in done]
+    fh = None
+    if partial is not None:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        fh = partial.open("a" if done else "w", encoding="utf-8")
+
+    def keep(indices: list[int], texts: list[str]) -> None:
+        if fh is None:
+            return
+        for j, text in zip(indices, texts, strict=True):
+            i = todo[j]
+            fh.write(
+                json.dumps({"index": i, "question": rows[i]["question"], "generation": text}) + "\n"
+            )
+        fh.flush()
+
+    try:
+        new = generate_answers(
+            model,
+            tokenizer,
+            [str(rows[i]["question"]) for i in todo],
+            kind=kind,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            device=device,
+            show_progress=show_progress,
+            on_batch=keep,
+        )
+    finally:
+        if fh is not None:
+            fh.close()
+    done.update(zip(todo, new, strict=True))
+    gens = [done[i] for i in range(len(rows))]
     correct: list[bool] = []
     preds: list[str | None] = []
     for r, g in zip(rows, gens, strict=True):
@@ -196,9 +246,9 @@ def evaluate(
     if predictions_path is not None:
         path = Path(predictions_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as fh:
+        with path.open("w", encoding="utf-8") as out:
             for i, (r, g, p, c) in enumerate(zip(rows, gens, preds, correct, strict=True)):
-                line = {
+                record = {
                     "id": r.get("id") or str(i),
                     "question": r["question"],
                     "gold": str(r["answer"]),
@@ -206,7 +256,9 @@ def evaluate(
                     "correct": c,
                     "generation": g,
                 }
-                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     lo, hi = bootstrap_interval(correct, n_resamples=n_resamples, seed=seed)
     n = len(rows)
     return {

@@ -417,3 +417,23 @@ def test_gradient_accumulation_gives_the_same_update(tok: Any, data: Any, tmp_pa
     assert any(not torch.equal(sa[k], start[k]) for k in sa)
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-6)
+
+
+def test_missing_clusters_come_from_kpod_data_clusters(tok: Any, data: Any, tmp_path: Path) -> None:
+    from kpod.data.clusters import cluster_questions
+
+    model = tiny_causal_lm(tok)
+    _Recorder.calls.clear()
+    kpod.Curriculum = _Recorder  # type: ignore[misc]
+    try:
+        KpodTrainer(
+            model,
+            _cfg(tmp_path, n_clusters=3),
+            data.remove_columns("cluster"),
+            processing_class=tok,
+        )
+    finally:
+        kpod.Curriculum = _REAL_CURRICULUM  # type: ignore[misc]
+    got = np.asarray(_Recorder.calls[0]["args"][2])
+    want = cluster_questions(data, model=model, k=3, seed=7)
+    assert got.tolist() == want.tolist() and set(got.tolist()) <= {0, 1, 2}

@@ -16,7 +16,6 @@ resumed run continues with the identical schedule and data order.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import math
 import os
@@ -555,25 +554,10 @@ def _column_or_none(data: Any, name: str, cols: list[str]) -> list[Any] | None:
 
 
 def _compute_clusters(model: Any, data: Any, k: int, seed: int) -> np.ndarray:
-    try:
-        clusters_mod = importlib.import_module("kpod.data.clusters")
-    except ImportError as exc:  # pragma: no cover - depends on the data package
-        raise ValueError(
-            "the training data has no 'cluster' column and kpod.data.clusters is unavailable; "
-            "add the column (K-means over question embeddings) or set no_diversity"
-        ) from exc
-    fn = getattr(clusters_mod, "cluster_questions", None) or getattr(
-        clusters_mod, "add_clusters", None
-    )
-    if fn is None:
-        raise ValueError(
-            "the training data has no 'cluster' column; add it with kpod.data.clusters before "
-            "training, or set no_diversity"
-        )
-    result = fn(data, model=model, k=k, seed=seed)
-    if hasattr(result, "column_names"):
-        return np.asarray(result["cluster"], dtype=np.int64)
-    return np.asarray(result, dtype=np.int64)
+    """K-means question clusters from the student's input embeddings (kpod.data.clusters)."""
+    from kpod.data.clusters import cluster_questions
+
+    return np.asarray(cluster_questions(data, model=model, k=k, seed=seed), dtype=np.int64)
 
 
 def _with_lora(model: Any, args: KpodConfig, kind: str) -> Any:

@@ -174,3 +174,19 @@ def test_filter_by_answer_on_dataset():
     )
     kept, rep = filter_by_answer(ds)
     assert kept["id"] == ["a"] and rep.dropped_ids == ["b"]
+
+
+def test_raw_questions_embedded_in_chunks(tok):
+    from kpod.data.clusters import question_embeddings
+
+    questions = [
+        r["question"] for r in itertools.islice(read_records(EXAMPLES / "gsm8k_train.jsonl"), 23)
+    ]
+    matrix = np.random.default_rng(0).normal(size=(len(tok), 6)).astype(np.float32)
+    got = question_embeddings(questions, tokenizer=tok, embedding_matrix=matrix, chunk=5)
+    want = np.stack(
+        [matrix[tok(q, add_special_tokens=False)["input_ids"]].mean(axis=0) for q in questions]
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="tokenizer"):
+        question_embeddings(questions, embedding_matrix=matrix)

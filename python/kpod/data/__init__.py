@@ -16,6 +16,8 @@ from kpod.data.answers import (
     format_number,
     parse_number,
 )
+from kpod.data.clusters import add_clusters, cluster_questions, kmeans, question_embeddings
+from kpod.data.filtering import FilterReport, filter_by_answer
 from kpod.data.loaders import (
     FORMATS,
     clean_gsm8k_solution,
@@ -25,6 +27,7 @@ from kpod.data.loaders import (
     records_to_dataset,
 )
 from kpod.data.schema import FIELDS, InvalidRecordError, Record, SkipReport, validate_record
+from kpod.data.splits import PAPER_SIZES, paper_splits, write_splits
 from kpod.data.steps import (
     Segmentation,
     is_answer_sentence,
@@ -47,28 +50,36 @@ __all__ = [
     "ANSWER_PART",
     "FIELDS",
     "FORMATS",
+    "PAPER_SIZES",
     "PREPARED_COLUMNS",
     "PROMPT",
     "AlignmentError",
+    "FilterReport",
     "InvalidRecordError",
     "Record",
     "Segmentation",
     "SkipReport",
+    "add_clusters",
     "answer_part",
     "answers_match",
     "check_example",
     "clean_gsm8k_solution",
+    "cluster_questions",
     "detect_format",
     "extract_answer",
     "extract_choice",
     "extract_number",
+    "filter_by_answer",
     "format_example",
     "format_number",
     "is_answer_sentence",
+    "kmeans",
     "load_records",
+    "paper_splits",
     "parse_number",
     "prepare_examples",
     "prompt",
+    "question_embeddings",
     "read_records",
     "records_to_dataset",
     "segment",
@@ -76,4 +87,5 @@ __all__ = [
     "split_steps",
     "strip_answer_sentence",
     "validate_record",
+    "write_splits",
 ]

@@ -136,13 +136,40 @@ def question_embeddings(
     model: Any = None,
     embedding_matrix: Any = None,
     tokenizer: Any = None,
+    chunk: int = 65_536,
 ) -> np.ndarray:
-    """Mean-pooled input embeddings of each question, ``float32 (n, dim)``."""
+    """Mean-pooled input embeddings of each question, ``float32 (n, dim)``.
+
+    Raw questions are tokenized and pooled ``chunk`` at a time, so only the
+    ``(n, dim)`` result grows with ``n`` (1M questions x 576 dims = 2.3 GB).
+    """
     if embedding_matrix is None:
         if model is None:
             raise ValueError("pass model= (its input embeddings are pooled) or embedding_matrix=")
         embedding_matrix = _input_embedding_matrix(model)
-    return mean_pool(question_token_ids(data, tokenizer), embedding_matrix)
+    if _column(data, "input_ids") is not None:
+        return mean_pool(question_token_ids(data), embedding_matrix, chunk=chunk)
+    questions = _column(data, "question")
+    if questions is None:
+        questions = list(data) if isinstance(data, Sequence) else None
+    if questions is None or not all(isinstance(q, str) for q in questions):
+        raise ValueError(
+            "cluster input needs 'input_ids' and 'step_ids' (a prepared dataset) or "
+            "'question' texts together with a tokenizer"
+        )
+    if tokenizer is None:
+        raise ValueError("raw questions need a tokenizer= to be embedded")
+    if not questions:
+        raise ValueError("no questions to embed")
+    out: np.ndarray | None = None
+    for lo in range(0, len(questions), chunk):
+        ids = question_token_ids(questions[lo : lo + chunk], tokenizer)
+        part = mean_pool(ids, embedding_matrix, chunk=chunk)
+        if out is None:
+            out = np.empty((len(questions), part.shape[1]), dtype=np.float32)
+        out[lo : lo + len(part)] = part
+    assert out is not None
+    return out
 
 
 def _first_appearance(labels: np.ndarray) -> np.ndarray:

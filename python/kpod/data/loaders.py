@@ -537,7 +537,7 @@ def _generic(
                 rid = f"{stem}-{i}"
             elif not isinstance(rid, str):
                 rid = str(rid)
-            if len(rationales) > 1:
+            if isinstance(obj.get(mapping["rationale"]), list):
                 rid = f"{rid}-{j}"
             yield (
                 (loc if len(rationales) == 1 else f"{loc}, rationale {j}"),

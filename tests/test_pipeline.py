@@ -1,0 +1,106 @@
+"""`kpod run` end to end on a tiny saved student: every step, caching, resume, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from kpod.cli import main  # noqa: E402
+from kpod.pipeline import STEPS, RunConfig  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kpod.testing import tiny_causal_lm, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    out = tmp_path_factory.mktemp("student")
+    tiny_causal_lm(tok).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _config(tmp: Path, student: Path, **training: object) -> Path:
+    import yaml
+
+    cfg = {
+        "run_dir": str(tmp / "run"),
+        "student": str(student),
+        "kind": "causal",
+        "data": {
+            "train": str(EXAMPLES / "gsm8k_train.jsonl"),
+            "max_train": 12,
+            "test": {"gsm8k": str(EXAMPLES / "gsm8k_test.jsonl")},
+            "max_test": 4,
+        },
+        "weighting": {
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 4,
+            "hidden_size": 16,
+            "max_prefixes": 2,
+            "save_strategy": "no",
+        },
+        "clusters": {"k": 2},
+        "training": {
+            "num_train_epochs": 2,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 1e-3,
+            "save_strategy": "epoch",
+            **training,
+        },
+        "evaluation": {"batch_size": 4, "max_new_tokens": 8, "n_resamples": 50},
+    }
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_run_end_to_end_then_cached(tmp_path: Path, student_dir: Path, capsys) -> None:
+    cfg = _config(tmp_path, student_dir)
+    assert main(["run", str(cfg)]) == 0
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for when in ("before", "after"):
+        m = metrics[when]["gsm8k"]
+        assert m["n"] == 4 and 0.0 <= m["accuracy"] <= 1.0
+        assert m["ci_low"] <= m["accuracy"] <= m["ci_high"]
+    preds = (run / "eval_after" / "predictions-gsm8k.jsonl").read_text().splitlines()
+    assert len(preds) == 4
+    stages = [json.loads(x) for x in (run / "train" / "kpod_stages.jsonl").read_text().splitlines()]
+    assert [s["stage"] for s in stages] == [1, 2]
+    html = (run / "report.html").read_text()
+    assert "Budget D(t)" in html and "id='metrics'" in html and "Token weights" in html
+    for step in STEPS[:-1]:
+        assert (run / step / ".kpod-step.json").is_file(), step
+    capsys.readouterr()
+
+    # Unchanged inputs: every step is skipped.
+    assert main(["run", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{step}: cached" in out for step in STEPS[:-1]), out
+
+    # A training change redoes training and what follows it, nothing upstream.
+    assert main(["run", str(cfg), "--set", "training.beta=0.0"]) == 0
+    out = capsys.readouterr().out
+    for step in ("data", "weighting", "scores", "difficulty", "clusters", "eval_before"):
+        assert f"{step}: cached" in out
+    for step in ("train", "eval_after"):
+        assert f"{step}: cached" not in out and f"{step}: done" in out
+
+
+def test_config_errors_name_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run_dir: x\ndata: {train: a.jsonl}\ntrainig: {}\n")
+    with pytest.raises(ValueError, match="unknown top-level keys.*trainig"):
+        RunConfig.load(bad)
+    bad.write_text("data: {train: a.jsonl}\n")
+    with pytest.raises(ValueError, match="run_dir"):
+        RunConfig.load(bad)
+    with pytest.raises(FileNotFoundError):
+        RunConfig.load(tmp_path / "missing.yaml")

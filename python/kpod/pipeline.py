@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 STEPS = (
     "data",
@@ -419,7 +419,7 @@ class Run:
         opts.setdefault("seed", self.config.seed)
         opts["kind"] = self.config.kind
         opts["output_dir"] = str(out)
-        (cfg,) = HfArgumentParser(KpodConfig).parse_dict(opts, allow_extra_keys=False)
+        (cfg,) = HfArgumentParser(cast(Any, KpodConfig)).parse_dict(opts, allow_extra_keys=False)
         train_kpod(self.student(), self.tokenizer, ds, cfg, out, resume_from_checkpoint=True)
 
     def step_eval_after(self, out: Path) -> None:

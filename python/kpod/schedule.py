@@ -1,0 +1,391 @@
+"""The KPOD scheduler: knapsack-constrained submodular selection and the curriculum.
+
+Typed facade over the native core ``kpod._kpod`` (Rust, GIL released during
+the work). Inputs are validated here, with messages that name the argument,
+say what is wrong and how to fix it, and converted once to contiguous
+``float64`` / ``int64`` arrays. See ``docs/scheduler.md`` for the algorithms
+and their guarantees.
+
+Objective, for a set S of items::
+
+    F(S) = sum_{i in S} a_i + beta * sum_k g( sum_{i in S, cluster(i) = k} v_i )
+
+with ``a = modular`` (default: the costs), ``v = values`` (default: 1) and
+``g = concave`` (``"sqrt"``, ``"log1p"`` or ``("power", q)`` with q in (0, 1]).
+KPOD's Eq. 12 is the default: a = cost, v = 1, g = sqrt, beta = 12.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ALGORITHMS",
+    "Concave",
+    "Curriculum",
+    "Selection",
+    "StageResult",
+    "select",
+]
+
+Algorithm = Literal["threshold", "greedy_max", "density"]
+ALGORITHMS: tuple[str, ...] = ("threshold", "greedy_max", "density")
+Concave = Literal["sqrt", "log1p"] | tuple[Literal["power"], float]
+ArrayLike = npt.ArrayLike
+
+_STATE_FORMAT = "kpod.Curriculum/1"
+
+
+def _native() -> Any:
+    try:
+        from kpod import _kpod
+    except ImportError as exc:  # pragma: no cover - depends on the build
+        raise ImportError(
+            "kpod's native scheduler (kpod._kpod) is not built; run "
+            "`maturin develop --release` in the repository (or `pip install kpod`)"
+        ) from exc
+    return _kpod
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _array(name: str, x: Any, kind: Literal["float", "int"]) -> np.ndarray:
+    """Converts ``x`` once to a contiguous 1-D float64 / int64 array, or raises ValueError."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    allowed = "iuf" if kind == "float" else "iu"
+    if arr.dtype.kind not in allowed and arr.size > 0:
+        want = "real numbers (float or int)" if kind == "float" else "integers"
+        raise ValueError(f"{name} has unsupported dtype {arr.dtype}; pass an array of {want}")
+    if kind == "int":
+        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} has ids above the int64 range; renumber them")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _nonneg_finite(name: str, a: np.ndarray) -> None:
+    ok = np.isfinite(a) & (a >= 0)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise ValueError(
+            f"{name}[{i}] is {a[i]!r}; every element of {name} must be finite and >= 0"
+        )
+
+
+def _nonneg_ids(name: str, a: np.ndarray) -> None:
+    if a.size and a.min() < 0:
+        i = int(np.argmax(a < 0))
+        raise ValueError(f"{name}[{i}] is {int(a[i])}; cluster ids must be integers >= 0")
+
+
+def _scalar(
+    name: str,
+    x: Any,
+    lo: float,
+    *,
+    lo_open: bool = False,
+    hi: float = math.inf,
+    hi_open: bool = False,
+) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
+    v = float(x)
+    too_low = v <= lo if lo_open else v < lo
+    too_high = v >= hi if hi_open else v > hi
+    if math.isnan(v) or too_low or too_high or (math.isinf(v) and hi == math.inf):
+        lb = "(" if lo_open else "["
+        ub = ")" if hi_open or hi == math.inf else "]"
+        raise ValueError(f"{name} must be finite and in {lb}{lo:g}, {hi:g}{ub}, got {v!r}")
+    return v
+
+
+def _int(name: str, x: Any, lo: int, hi: int = 2**32 - 1) -> int:
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {type(x).__name__} {x!r}")
+    if not lo <= int(x) <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {x!r}")
+    return int(x)
+
+
+def _concave(concave: Any) -> tuple[str, float]:
+    if isinstance(concave, str):
+        if concave in ("sqrt", "log1p"):
+            return concave, 1.0
+        if concave == "power":
+            raise ValueError(
+                'concave="power" needs its exponent: pass ("power", q) with q in (0, 1]'
+            )
+    elif isinstance(concave, (tuple, list)) and len(concave) == 2 and concave[0] == "power":
+        q = _scalar("concave power q", concave[1], 0.0, lo_open=True, hi=1.0)
+        return "power", q
+    raise ValueError(
+        f'concave must be "sqrt", "log1p" or ("power", q) with q in (0, 1], got {concave!r}'
+    )
+
+
+def _algorithm(algorithm: Any) -> str:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
+    return str(algorithm)
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Result of :func:`select`."""
+
+    indices: np.ndarray
+    """Chosen item indices (int64) in pick order; zero-cost items come first."""
+    value: float
+    """F of the chosen set."""
+    cost: float
+    """Total cost of the chosen set (<= budget)."""
+    evaluations: int
+    """Marginal-gain evaluations the algorithm made."""
+
+
+def select(
+    costs: ArrayLike,
+    clusters: ArrayLike,
+    *,
+    budget: float,
+    beta: float = 12.0,
+    modular: ArrayLike | None = None,
+    values: ArrayLike | None = None,
+    concave: str | tuple[str, float] = "sqrt",
+    algorithm: str = "threshold",
+    eps: float = 0.1,
+) -> Selection:
+    """Maximises F(S) subject to ``sum(costs[S]) <= budget``.
+
+    Args:
+        costs: c_i >= 0 per item. Items costing more than ``budget`` are
+            dropped; zero-cost items are always taken (first, in index order).
+        clusters: integer cluster id >= 0 per item.
+        budget: the knapsack budget B (finite, >= 0).
+        beta: weight of the diversity term (>= 0).
+        modular: a_i >= 0 per item; default the costs (KPOD).
+        values: v_i >= 0 per item inside its cluster; default 1 (KPOD).
+        concave: g: ``"sqrt"`` (KPOD), ``"log1p"`` or ``("power", q)``, q in (0, 1].
+        algorithm: ``"threshold"`` (1/2 - eps guarantee, O(n/eps log 1/eps)
+            evaluations; default), ``"greedy_max"`` (exact density greedy plus
+            the best single addition, 1/2 guarantee) or ``"density"`` (plain
+            cost-benefit greedy, no guarantee; for comparison).
+        eps: accuracy of ``"threshold"``, in (0, 1).
+
+    Raises:
+        ValueError: on any invalid argument; the message names it.
+    """
+    c = _array("costs", costs, "float")
+    k = _array("clusters", clusters, "int")
+    n = c.shape[0]
+    if k.shape[0] != n:
+        raise ValueError(f"clusters has length {k.shape[0]} but costs has length {n}")
+    _nonneg_finite("costs", c)
+    _nonneg_ids("clusters", k)
+    a = v = None
+    if modular is not None:
+        a = _array("modular", modular, "float")
+        if a.shape[0] != n:
+            raise ValueError(f"modular has length {a.shape[0]} but costs has length {n}")
+        _nonneg_finite("modular", a)
+    if values is not None:
+        v = _array("values", values, "float")
+        if v.shape[0] != n:
+            raise ValueError(f"values has length {v.shape[0]} but costs has length {n}")
+        _nonneg_finite("values", v)
+    b = _scalar("budget", budget, 0.0)
+    be = _scalar("beta", beta, 0.0)
+    e = _scalar("eps", eps, 0.0, lo_open=True, hi=1.0, hi_open=True)
+    kind, q = _concave(concave)
+    alg = _algorithm(algorithm)
+    idx, value, cost, evals = _native().select(
+        c, k, budget=b, beta=be, modular=a, values=v, concave=kind, power=q, algorithm=alg, eps=e
+    )
+    return Selection(indices=idx, value=float(value), cost=float(cost), evaluations=int(evals))
+
+
+# ----------------------------------------------------------------------------- curriculum
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What one :meth:`Curriculum.advance` did (kpod-method section 4)."""
+
+    stage: int
+    """The stage t that ran (1-based)."""
+    selected: np.ndarray
+    """Questions (int64) whose given steps shrank this stage, in pick order."""
+    given_steps: np.ndarray
+    """c_i(t) of every question after the stage (int64)."""
+    budget_increase: float
+    """dD(t) = D(t) - H(t-1), the stage's knapsack budget (<= 0: skipped)."""
+    difficulty_added: float
+    """dH = H(t) - H(t-1), the difficulty of the steps that moved."""
+    value: float
+    """F of the selected set."""
+    evaluations: int
+    """Marginal-gain evaluations of the solver."""
+    budget: float
+    """D(t), the difficulty budget of Eq. 10."""
+    written: float
+    """H(t), the total difficulty of the steps the student writes (Eq. 9)."""
+    skipped: bool
+    """Whether the stage was skipped because D(t) <= H(t-1)."""
+
+
+class Curriculum:
+    """The KPOD progressive schedule: c_i(t) given steps per question, in Rust.
+
+    ``step_difficulty`` is the flat array of per-step difficulties d (Eq. 8)
+    of all questions, ``step_offsets`` its CSR offsets (question i owns
+    ``step_difficulty[step_offsets[i]:step_offsets[i + 1]]``), ``clusters``
+    one id per question. Stage 0: every question writes its last
+    ``delta_steps`` steps. Each :meth:`advance` runs stage t = stage + 1:
+    for t <= ``stages`` it selects questions under the budget increase
+    D(t) - H(t-1) and moves ``delta_steps`` more steps of each from input to
+    output; for t > ``stages`` every question gets its full rationale
+    (c_i = 0). ``c0`` is C0 as a fraction of the total difficulty B.
+    """
+
+    def __init__(
+        self,
+        step_difficulty: ArrayLike,
+        step_offsets: ArrayLike,
+        clusters: ArrayLike,
+        *,
+        stages: int,
+        p: float = 0.5,
+        c0: float = 0.3,
+        beta: float = 12.0,
+        delta_steps: int = 1,
+        eps: float = 0.1,
+        algorithm: str = "threshold",
+    ) -> None:
+        d = _array("step_difficulty", step_difficulty, "float")
+        o = _array("step_offsets", step_offsets, "int")
+        k = _array("clusters", clusters, "int")
+        _nonneg_finite("step_difficulty", d)
+        if o.shape[0] == 0:
+            raise ValueError("step_offsets must have length n_questions + 1 (at least [0])")
+        if o[0] != 0 or o[-1] != d.shape[0] or (np.diff(o) < 0).any():
+            raise ValueError(
+                "step_offsets must be non-decreasing CSR offsets from 0 to "
+                f"len(step_difficulty) = {d.shape[0]}; got first {int(o[0])}, last {int(o[-1])}"
+            )
+        if k.shape[0] != o.shape[0] - 1:
+            raise ValueError(
+                f"clusters has length {k.shape[0]} but step_offsets describes "
+                f"{o.shape[0] - 1} questions"
+            )
+        _nonneg_ids("clusters", k)
+        self._config: dict[str, Any] = {
+            "stages": _int("stages", stages, 1),
+            "p": _scalar("p", p, -1.0, lo_open=True),
+            "c0": _scalar("c0", c0, 0.0, hi=1.0),
+            "beta": _scalar("beta", beta, 0.0),
+            "delta_steps": _int("delta_steps", delta_steps, 1),
+            "eps": _scalar("eps", eps, 0.0, lo_open=True, hi=1.0, hi_open=True),
+            "algorithm": _algorithm(algorithm),
+        }
+        self._inner = _native().Curriculum(d, o, k, **self._config)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The schedule's knobs (a copy)."""
+        return dict(self._config)
+
+    @property
+    def stage(self) -> int:
+        """Stages run so far (0 before the first :meth:`advance`)."""
+        return int(self._inner.stage)
+
+    @property
+    def given_steps(self) -> np.ndarray:
+        """c_i of every question now (int64 copy)."""
+        return np.asarray(self._inner.given_steps)
+
+    @property
+    def written(self) -> float:
+        """H of the current state: total difficulty of the steps the student writes."""
+        return float(self._inner.written)
+
+    @property
+    def total_difficulty(self) -> float:
+        """B, the total difficulty of all steps."""
+        return float(self._inner.total_difficulty)
+
+    @property
+    def n_questions(self) -> int:
+        """Number of questions."""
+        return int(self._inner.n_questions)
+
+    def budget(self, t: int) -> float:
+        """D(t) = C0 + (B - C0) (t / T)^(p + 1) for t <= T, and B after."""
+        return float(self._inner.budget(_int("t", t, 0, 2**63 - 1)))
+
+    def advance(self) -> StageResult:
+        """Runs the next stage and returns what it did."""
+        (stage, selected, given, inc, added, value, evals, budget, written, skipped) = (
+            self._inner.advance()
+        )
+        return StageResult(
+            stage=int(stage),
+            selected=selected,
+            given_steps=given,
+            budget_increase=float(inc),
+            difficulty_added=float(added),
+            value=float(value),
+            evaluations=int(evals),
+            budget=float(budget),
+            written=float(written),
+            skipped=bool(skipped),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The mutable state (numpy + plain Python values), for :meth:`load_state_dict`."""
+        stage, given, written, total = self._inner.get_state()
+        return {
+            "format": _STATE_FORMAT,
+            "stage": int(stage),
+            "given_steps": np.asarray(given),
+            "written": float(written),
+            "total_difficulty": float(total),
+            "config": dict(self._config),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores a :meth:`state_dict` of a curriculum built from the same data and config.
+
+        Continuing afterwards is bit-identical to never having stopped.
+        """
+        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+            raise ValueError(
+                f"state_dict: not a kpod.Curriculum state (expected format {_STATE_FORMAT!r})"
+            )
+        missing = {"stage", "given_steps", "written", "total_difficulty", "config"} - state.keys()
+        if missing:
+            raise ValueError(f"state_dict: missing keys {sorted(missing)}")
+        if state["config"] != self._config:
+            raise ValueError(
+                f"state_dict: saved with config {state['config']} but this curriculum has "
+                f"{self._config}; build the curriculum with the same arguments"
+            )
+        given = _array("state_dict['given_steps']", state["given_steps"], "int")
+        self._inner.set_state(
+            _int("state_dict['stage']", state["stage"], 0),
+            given,
+            float(state["written"]),
+            float(state["total_difficulty"]),
+        )

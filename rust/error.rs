@@ -1,0 +1,131 @@
+//! The one error type of the scheduler core.
+//!
+//! Every message names the offending argument, says what is wrong with it and,
+//! where it helps, how to fix it. `rust/py.rs` turns each variant into a Python
+//! `ValueError`; nothing in the core panics on user input.
+
+use std::fmt;
+
+/// Why an input was rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// A scalar argument is out of its domain (`eps`, `beta`, `budget`, `p`, ...).
+    InvalidScalar {
+        /// Argument name as the Python API spells it.
+        arg: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The accepted domain, e.g. "in (0, 1)".
+        expected: &'static str,
+    },
+    /// An array element is NaN, infinite, negative or otherwise out of range.
+    InvalidElement {
+        /// Argument name.
+        arg: &'static str,
+        /// Position of the first bad element.
+        index: usize,
+        /// Human-readable rendering of the bad value.
+        value: String,
+        /// The accepted domain.
+        expected: &'static str,
+    },
+    /// Two arrays that must align do not.
+    LengthMismatch {
+        /// Argument that has the wrong length.
+        arg: &'static str,
+        /// Its length.
+        got: usize,
+        /// The length it must have.
+        expected: usize,
+        /// Which argument fixes the expected length.
+        reference: &'static str,
+    },
+    /// An option string or structure is not recognised.
+    InvalidOption {
+        /// Argument name.
+        arg: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// A saved curriculum state does not fit this curriculum.
+    InvalidState {
+        /// Explanation.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidScalar {
+                arg,
+                value,
+                expected,
+            } => write!(f, "{arg} must be {expected}, got {value}"),
+            Error::InvalidElement {
+                arg,
+                index,
+                value,
+                expected,
+            } => write!(
+                f,
+                "{arg}[{index}] is {value}; every element of {arg} must be {expected}"
+            ),
+            Error::LengthMismatch {
+                arg,
+                got,
+                expected,
+                reference,
+            } => write!(
+                f,
+                "{arg} has length {got} but must have length {expected} (set by {reference})"
+            ),
+            Error::InvalidOption { arg, message } => write!(f, "{arg}: {message}"),
+            Error::InvalidState { message } => write!(f, "state_dict: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result alias of the core.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Checks that every element is finite and `>= 0`.
+pub(crate) fn check_nonneg_finite(arg: &'static str, xs: &[f64]) -> Result<()> {
+    // Fast path: a single branch-free scan; the slow path finds the first offender.
+    if xs.iter().all(|x| x.is_finite() && *x >= 0.0) {
+        return Ok(());
+    }
+    let (index, value) = xs
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !(x.is_finite() && **x >= 0.0))
+        .map(|(i, x)| (i, *x))
+        .unwrap_or((0, f64::NAN));
+    Err(Error::InvalidElement {
+        arg,
+        index,
+        value: format!("{value}"),
+        expected: "finite and >= 0",
+    })
+}
+
+/// Checks a length against the reference length.
+pub(crate) fn check_len(
+    arg: &'static str,
+    got: usize,
+    expected: usize,
+    reference: &'static str,
+) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            arg,
+            got,
+            expected,
+            reference,
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! The objective F(S) = sum_{i in S} a_i + beta * sum_k g(sum_{i in S ∩ C_k} v_i).
+//!
+//! `a_i >= 0` is the modular part (KPOD: the item's cost), `v_i >= 0` the
+//! item's weight inside its cluster (KPOD: 1), `g` a concave function with
+//! g(0) = 0. F is monotone submodular, and a marginal gain only depends on
+//! the current weight W_k of the item's own cluster, so it costs O(1).
+
+use crate::error::{check_len, check_nonneg_finite, Error, Result};
+
+/// The concave function g applied to each cluster's weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Concave {
+    /// g(x) = sqrt(x) (KPOD, Eq. 12).
+    Sqrt,
+    /// g(x) = ln(1 + x).
+    Log1p,
+    /// g(x) = x^q with q in (0, 1]; q = 1 makes F modular.
+    Power(f64),
+}
+
+impl Concave {
+    /// Rejects a power outside (0, 1].
+    pub fn validate(self) -> Result<()> {
+        match self {
+            Concave::Power(q) if !(q > 0.0 && q <= 1.0) => Err(Error::InvalidScalar {
+                arg: "concave",
+                value: q,
+                expected: "a power q in (0, 1]",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// g(x).
+    #[inline]
+    pub fn g(self, x: f64) -> f64 {
+        match self {
+            Concave::Sqrt => x.sqrt(),
+            Concave::Log1p => x.ln_1p(),
+            Concave::Power(q) => x.powf(q),
+        }
+    }
+
+    /// g(w + v) - g(w), written to avoid cancellation where it matters
+    /// (sqrt: v / (sqrt(w + v) + sqrt(w)); log1p: ln(1 + v / (1 + w))).
+    #[inline]
+    pub fn delta(self, w: f64, v: f64) -> f64 {
+        if v == 0.0 {
+            return 0.0;
+        }
+        match self {
+            Concave::Sqrt => v / ((w + v).sqrt() + w.sqrt()),
+            Concave::Log1p => (v / (1.0 + w)).ln_1p(),
+            Concave::Power(q) => (w + v).powf(q) - w.powf(q),
+        }
+    }
+}
+
+/// Cluster ids mapped onto 0..k (ascending order of the original ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenseClusters {
+    /// Dense id of every item.
+    pub ids: Vec<u32>,
+    /// Number of dense ids (an upper bound when the ids were used as they are).
+    pub count: usize,
+}
+
+impl DenseClusters {
+    /// Validates (`>= 0`) and densifies cluster ids. Small ids (at most
+    /// `2 n + 1024`) are used directly, so empty ids only cost a zero weight;
+    /// larger ones are renumbered by rank. Either way the order of clusters
+    /// is the order of their ids.
+    pub fn from_ids(arg: &'static str, clusters: &[i64]) -> Result<Self> {
+        let n = clusters.len();
+        let mut max = -1i64;
+        for (i, &c) in clusters.iter().enumerate() {
+            if c < 0 {
+                return Err(Error::InvalidElement {
+                    arg,
+                    index: i,
+                    value: c.to_string(),
+                    expected: "a cluster id >= 0",
+                });
+            }
+            max = max.max(c);
+        }
+        let direct_limit = 2 * n as u64 + 1024;
+        if max < 0 {
+            return Ok(DenseClusters {
+                ids: Vec::new(),
+                count: 0,
+            });
+        }
+        if (max as u64) < direct_limit {
+            return Ok(DenseClusters {
+                ids: clusters.iter().map(|&c| c as u32).collect(),
+                count: max as usize + 1,
+            });
+        }
+        let mut uniq = clusters.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let ids = clusters
+            .iter()
+            .map(|c| uniq.binary_search(c).unwrap_or(0) as u32)
+            .collect();
+        Ok(DenseClusters {
+            ids,
+            count: uniq.len(),
+        })
+    }
+}
+
+/// A validated instance: the objective over items 0..n with their costs.
+#[derive(Debug, Clone)]
+pub struct Problem<'a> {
+    /// c_i >= 0.
+    pub costs: &'a [f64],
+    /// a_i >= 0 (the costs themselves when the caller gave none).
+    pub modular: &'a [f64],
+    /// v_i >= 0, or `None` for v = 1.
+    pub values: Option<&'a [f64]>,
+    /// Dense cluster id of each item.
+    pub cluster: &'a [u32],
+    /// Number of dense cluster ids.
+    pub n_clusters: usize,
+    /// beta >= 0.
+    pub beta: f64,
+    /// g.
+    pub concave: Concave,
+}
+
+impl<'a> Problem<'a> {
+    /// Validates every array and scalar and returns the instance.
+    pub fn new(
+        costs: &'a [f64],
+        modular: Option<&'a [f64]>,
+        values: Option<&'a [f64]>,
+        clusters: &'a DenseClusters,
+        beta: f64,
+        concave: Concave,
+    ) -> Result<Self> {
+        let n = costs.len();
+        check_nonneg_finite("costs", costs)?;
+        check_len("clusters", clusters.ids.len(), n, "costs")?;
+        if let Some(m) = modular {
+            check_len("modular", m.len(), n, "costs")?;
+            check_nonneg_finite("modular", m)?;
+        }
+        if let Some(v) = values {
+            check_len("values", v.len(), n, "costs")?;
+            check_nonneg_finite("values", v)?;
+        }
+        if !(beta.is_finite() && beta >= 0.0) {
+            return Err(Error::InvalidScalar {
+                arg: "beta",
+                value: beta,
+                expected: "finite and >= 0",
+            });
+        }
+        concave.validate()?;
+        if let Some(&bad) = clusters.ids.iter().find(|&&k| k as usize >= clusters.count) {
+            return Err(Error::InvalidOption {
+                arg: "clusters",
+                message: format!("dense id {bad} out of range {}", clusters.count),
+            });
+        }
+        Ok(Problem {
+            costs,
+            modular: modular.unwrap_or(costs),
+            values,
+            cluster: &clusters.ids,
+            n_clusters: clusters.count,
+            beta,
+            concave,
+        })
+    }
+
+    /// Number of items.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.costs.len()
+    }
+
+    /// Whether there are no items.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.costs.is_empty()
+    }
+
+    /// v_i.
+    #[inline]
+    pub fn value(&self, i: usize) -> f64 {
+        match self.values {
+            Some(v) => v[i],
+            None => 1.0,
+        }
+    }
+
+    /// Marginal gain F(S + i) - F(S) given the cluster weights `w` of S.
+    #[inline]
+    pub fn gain(&self, i: usize, w: &[f64]) -> f64 {
+        let k = self.cluster[i] as usize;
+        self.modular[i] + self.beta * self.concave.delta(w[k], self.value(i))
+    }
+
+    /// Adds item i to the cluster weights.
+    #[inline]
+    pub fn add(&self, i: usize, w: &mut [f64]) {
+        let k = self.cluster[i] as usize;
+        w[k] += self.value(i);
+    }
+
+    /// F(S) for S given in pick order: the modular sum in that order plus
+    /// beta times the sum of g over clusters in id order.
+    pub fn value_of(&self, set: &[u32]) -> f64 {
+        let mut w = vec![0.0; self.n_clusters];
+        let mut modular = 0.0;
+        for &i in set {
+            modular += self.modular[i as usize];
+            self.add(i as usize, &mut w);
+        }
+        let concave: f64 = w.iter().map(|&x| self.concave.g(x)).sum();
+        modular + self.beta * concave
+    }
+
+    /// Sum of the costs of S, added in pick order.
+    pub fn cost_of(&self, set: &[u32]) -> f64 {
+        set.iter().map(|&i| self.costs[i as usize]).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_matches_difference() {
+        for g in [Concave::Sqrt, Concave::Log1p, Concave::Power(0.3)] {
+            for (w, v) in [(0.0, 1.0), (3.0, 2.5), (1e6, 1.0)] {
+                let d = g.delta(w, v);
+                let naive = g.g(w + v) - g.g(w);
+                assert!(
+                    (d - naive).abs() <= 1e-9 * naive.abs().max(1e-12),
+                    "{g:?} {w} {v}"
+                );
+            }
+            assert_eq!(g.delta(5.0, 0.0), 0.0);
+        }
+    }
+
+    #[test]
+    fn clusters_renumber_large_ids() {
+        let d = DenseClusters::from_ids("clusters", &[1 << 40, 7, 1 << 40]).unwrap();
+        assert_eq!(d.ids, vec![1, 0, 1]);
+        assert_eq!(d.count, 2);
+        let e = DenseClusters::from_ids("clusters", &[3, -1]).unwrap_err();
+        assert!(e.to_string().contains("clusters[1]"));
+    }
+
+    #[test]
+    fn value_is_modular_plus_concave() {
+        let costs = [1.0, 2.0, 3.0];
+        let cl = DenseClusters::from_ids("clusters", &[0, 0, 1]).unwrap();
+        let p = Problem::new(&costs, None, None, &cl, 2.0, Concave::Sqrt).unwrap();
+        let v = p.value_of(&[0, 1, 2]);
+        assert!((v - (6.0 + 2.0 * (2f64.sqrt() + 1.0))).abs() < 1e-12);
+        assert!(Problem::new(&costs, None, None, &cl, f64::NAN, Concave::Sqrt).is_err());
+        assert!(Problem::new(&costs, None, None, &cl, 1.0, Concave::Power(1.5)).is_err());
+    }
+}

@@ -1,0 +1,597 @@
+//! Knapsack-constrained maximisation of the objective (`docs/scheduler.md`).
+//!
+//! * [`Algorithm::Threshold`]: density thresholds from an O(OPT / (eps B))
+//!   ceiling down by factors (1 - eps) to eps OPT / B, with "Greedy + Max"
+//!   best-single-addition candidates; 1/2 - eps guarantee with at most
+//!   `n (6 + ln(8 / eps^2) / -ln(1 - eps))` marginal-gain evaluations.
+//! * [`Algorithm::GreedyMax`]: exact cost-benefit greedy (lazy, exploiting that
+//!   a pick only changes its own cluster's gains) plus the best single
+//!   addition to every greedy prefix; 1/2 guarantee.
+//! * [`Algorithm::Density`]: plain cost-benefit greedy; no guarantee.
+//!
+//! Items costing more than the budget are dropped; zero-cost items are taken
+//! first, for free, in index order. An item is only ever added with a
+//! positive marginal gain. Ties go to the lower index.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::objective::Problem;
+
+/// Which optimiser [`select`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Thresholding with Greedy + Max candidates, 1/2 - eps, linear evaluations.
+    Threshold,
+    /// Exact density greedy plus the best single addition, 1/2.
+    GreedyMax,
+    /// Plain density greedy (no guarantee); for comparison.
+    Density,
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "threshold" => Ok(Algorithm::Threshold),
+            "greedy_max" => Ok(Algorithm::GreedyMax),
+            "density" => Ok(Algorithm::Density),
+            other => Err(Error::InvalidOption {
+                arg: "algorithm",
+                message: format!(
+                    "unknown algorithm {other:?}; use \"threshold\", \"greedy_max\" or \"density\""
+                ),
+            }),
+        }
+    }
+}
+
+/// The chosen set and what it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Item indices in pick order (zero-cost items first).
+    pub indices: Vec<i64>,
+    /// F of the chosen set.
+    pub value: f64,
+    /// Total cost of the chosen set (added in pick order).
+    pub cost: f64,
+    /// Marginal-gain evaluations made.
+    pub evaluations: u64,
+}
+
+/// Budget, algorithm and accuracy of one call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// Knapsack budget B (finite, >= 0).
+    pub budget: f64,
+    /// Optimiser.
+    pub algorithm: Algorithm,
+    /// Accuracy parameter of `threshold`, in (0, 1); checked for every algorithm.
+    pub eps: f64,
+}
+
+/// Most density levels the threshold algorithm keeps (eps below ~1e-5 hits it;
+/// the levels below become the final fill pass).
+pub const MAX_LEVELS: usize = 1 << 20;
+
+/// Validates `budget` and `eps`.
+pub fn check_options(opts: &Options) -> Result<()> {
+    if !(opts.budget.is_finite() && opts.budget >= 0.0) {
+        return Err(Error::InvalidScalar {
+            arg: "budget",
+            value: opts.budget,
+            expected: "finite and >= 0",
+        });
+    }
+    if !(opts.eps > 0.0 && opts.eps < 1.0) {
+        return Err(Error::InvalidScalar {
+            arg: "eps",
+            value: opts.eps,
+            expected: "in (0, 1)",
+        });
+    }
+    Ok(())
+}
+
+/// Maximises F over sets of total cost <= `opts.budget`.
+pub fn select(p: &Problem<'_>, opts: &Options) -> Result<Selection> {
+    check_options(opts)?;
+    let mut evals = 0u64;
+    let picks = match opts.algorithm {
+        Algorithm::Threshold => threshold(p, opts.budget, opts.eps, &mut evals)?,
+        Algorithm::GreedyMax => greedy(p, opts.budget, true, &mut evals),
+        Algorithm::Density => greedy(p, opts.budget, false, &mut evals),
+    };
+    Ok(Selection {
+        value: p.value_of(&picks),
+        cost: p.cost_of(&picks),
+        indices: picks.iter().map(|&i| i64::from(i)).collect(),
+        evaluations: evals,
+    })
+}
+
+/// Zero-cost items (taken free) and affordable positive-cost items, both in index order.
+fn split(p: &Problem<'_>, budget: f64) -> (Vec<u32>, Vec<u32>) {
+    let mut free = Vec::new();
+    let mut cand = Vec::with_capacity(p.len());
+    for (i, &c) in p.costs.iter().enumerate() {
+        if c == 0.0 {
+            free.push(i as u32);
+        } else if c <= budget {
+            cand.push(i as u32);
+        }
+    }
+    (free, cand)
+}
+
+/// The positive-cost picks of a run with everything Greedy + Max needs to
+/// evaluate "prefix j plus one item" afterwards.
+struct Prefixes {
+    picks: Vec<u32>,
+    /// `cum[j]`: cost of the first j picks (`cum[0] = 0`), summed in pick order.
+    cum: Vec<f64>,
+    /// `val[j]`: F(free + first j picks) - F(free), summed gains.
+    val: Vec<f64>,
+    /// Cluster weight after pick j (1-based), for the cluster of that pick.
+    after: Vec<(u32, f64)>,
+    spent: f64,
+}
+
+impl Prefixes {
+    fn new() -> Self {
+        Prefixes {
+            picks: Vec::new(),
+            cum: vec![0.0],
+            val: vec![0.0],
+            after: Vec::new(),
+            spent: 0.0,
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, p: &Problem<'_>, i: usize, g: f64, w: &mut [f64]) {
+        self.spent += p.costs[i];
+        p.add(i, w);
+        let k = p.cluster[i];
+        self.picks.push(i as u32);
+        self.cum.push(self.spent);
+        let v = self.val[self.val.len() - 1] + g;
+        self.val.push(v);
+        self.after.push((k, w[k as usize]));
+    }
+
+    fn len(&self) -> usize {
+        self.picks.len()
+    }
+}
+
+/// Greedy + Max: the best "prefix G_j plus one item e" over all prefixes and
+/// all affordable items, where by monotonicity e is best added to the longest
+/// prefix it still fits: j(e) = max { j : cum[j] + c_e <= B }. Returns
+/// `(residual value, j, e)` when some candidate beats `val[m]`, the full run.
+/// `upper[e]` (the gain of e given only the free items) prunes candidates
+/// that cannot win without evaluating them.
+#[allow(clippy::too_many_arguments)]
+fn best_single_addition(
+    p: &Problem<'_>,
+    budget: f64,
+    w0: &[f64],
+    pre: &Prefixes,
+    cand: &[u32],
+    upper: &[f64],
+    selected: &[bool],
+    evals: &mut u64,
+) -> Option<(f64, usize, u32)> {
+    let m = pre.len();
+    // Per-cluster history of weights after each pick, as CSR over clusters.
+    let k = p.n_clusters;
+    let mut start = vec![0u32; k + 1];
+    for &(c, _) in &pre.after {
+        start[c as usize + 1] += 1;
+    }
+    for c in 0..k {
+        start[c + 1] += start[c];
+    }
+    let mut fill = start.clone();
+    let mut hist: Vec<(u32, f64)> = vec![(0, 0.0); m];
+    for (j, &(c, w)) in pre.after.iter().enumerate() {
+        let slot = &mut fill[c as usize];
+        hist[*slot as usize] = (j as u32 + 1, w);
+        *slot += 1;
+    }
+    let mut best = pre.val[m];
+    let mut found = None;
+    for &e in cand {
+        let e_us = e as usize;
+        if selected[e_us] {
+            continue;
+        }
+        let c = p.costs[e_us];
+        let j = pre.cum.partition_point(|&s| s + c <= budget) - 1;
+        if pre.val[j] + upper[e_us] <= best {
+            continue;
+        }
+        let kc = p.cluster[e_us] as usize;
+        let h = &hist[start[kc] as usize..start[kc + 1] as usize];
+        let at = h.partition_point(|&(jj, _)| jj as usize <= j);
+        let wk = if at == 0 { w0[kc] } else { h[at - 1].1 };
+        let g = p.modular[e_us] + p.beta * p.concave.delta(wk, p.value(e_us));
+        *evals += 1;
+        let v = pre.val[j] + g;
+        if v > best {
+            best = v;
+            found = Some((v, j, e));
+        }
+    }
+    found
+}
+
+/// Assembles free items + picks[..j] + e.
+fn assemble(free: &[u32], picks: &[u32], extra: Option<u32>) -> Vec<u32> {
+    let mut out = Vec::with_capacity(free.len() + picks.len() + 1);
+    out.extend_from_slice(free);
+    out.extend_from_slice(picks);
+    out.extend(extra);
+    out
+}
+
+/// Heap entry of the lazy greedy: max density first, then lower index.
+#[derive(Clone, Copy)]
+struct Entry {
+    density: f64,
+    gain: f64,
+    item: u32,
+    /// Number of picks in the item's cluster when `gain` was computed.
+    version: u32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.density
+            .total_cmp(&other.density)
+            .then_with(|| other.item.cmp(&self.item))
+    }
+}
+
+/// Exact cost-benefit greedy: repeatedly add the affordable item of largest
+/// marginal density (gain / cost), ties to the lower index, while that gain
+/// is positive. Lazy: gains only fall (submodularity) and only in the cluster
+/// of the last pick, so an entry is re-evaluated only when its cluster has
+/// changed since its gain was computed. With `plus_max`, also returns the
+/// best "greedy prefix + one item" when that is better.
+fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<u32> {
+    let (free, cand) = split(p, budget);
+    let mut w = vec![0.0; p.n_clusters];
+    for &i in &free {
+        p.add(i as usize, &mut w);
+    }
+    let w0 = w.clone();
+    let mut upper = if plus_max {
+        vec![0.0; p.len()]
+    } else {
+        Vec::new()
+    };
+    let mut heap: Vec<Entry> = Vec::with_capacity(cand.len());
+    for &i in &cand {
+        let iu = i as usize;
+        let g = p.gain(iu, &w);
+        if plus_max {
+            upper[iu] = g;
+        }
+        heap.push(Entry {
+            density: g / p.costs[iu],
+            gain: g,
+            item: i,
+            version: 0,
+        });
+    }
+    *evals += cand.len() as u64;
+    let mut heap = BinaryHeap::from(heap);
+    let mut version = vec![0u32; p.n_clusters];
+    let mut pre = Prefixes::new();
+    while let Some(top) = heap.pop() {
+        let i = top.item as usize;
+        let c = p.costs[i];
+        if pre.spent + c > budget {
+            continue;
+        }
+        let k = p.cluster[i] as usize;
+        if top.version != version[k] {
+            let g = p.gain(i, &w);
+            *evals += 1;
+            heap.push(Entry {
+                density: g / c,
+                gain: g,
+                item: top.item,
+                version: version[k],
+            });
+            continue;
+        }
+        if top.gain <= 0.0 {
+            break;
+        }
+        pre.take(p, i, top.gain, &mut w);
+        version[k] = version[k].wrapping_add(1);
+    }
+    if plus_max {
+        let mut selected = vec![false; p.len()];
+        for &i in &pre.picks {
+            selected[i as usize] = true;
+        }
+        if let Some((_, j, e)) =
+            best_single_addition(p, budget, &w0, &pre, &cand, &upper, &selected, evals)
+        {
+            return assemble(&free, &pre.picks[..j], Some(e));
+        }
+    }
+    assemble(&free, &pre.picks, None)
+}
+
+/// First level r with `taus[r] <= d` (`taus.len()` = the fill level).
+#[inline]
+fn level_of(taus: &[f64], d: f64) -> usize {
+    taus.partition_point(|&t| t > d)
+}
+
+/// The 1/2 - eps thresholding algorithm; see `docs/scheduler.md` for the
+/// argument. Phases, each evaluation counted:
+/// 1. gains u_e of every affordable item given the free items (n);
+/// 2. OPT estimate: one pass adding e whenever u > 0 and gain * B >= c_e * value,
+///    ignoring the budget; OPT <= 2 value (n), and the longest suffix that fits,
+///    T, re-evaluated (<= n), gives OPT >= max(max u, F(T)) >= value / 4;
+/// 3. thresholds tau_r = tau_0 (1 - eps)^r from tau_0 = 2 value / (eps B) down
+///    to eps max(max u, F(T)) / B; at level r every live affordable item whose
+///    last known density is >= tau_r is re-evaluated, in index order, and
+///    added if its density is still >= tau_r, else moved to the level of its
+///    new density (each item visits each level at most once);
+/// 4. a fill pass over the items below the last level (gain > 0 suffices);
+/// 5. Greedy + Max candidates (<= n) and the candidate T; the best is returned.
+fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
+    let (free, cand) = split(p, budget);
+    let mut w = vec![0.0; p.n_clusters];
+    for &i in &free {
+        p.add(i as usize, &mut w);
+    }
+    let w0 = w.clone();
+    if cand.is_empty() {
+        return Ok(free);
+    }
+    // Phase 1.
+    let mut upper = vec![0.0; p.len()];
+    let mut best_single = 0.0f64;
+    for &i in &cand {
+        let g = p.gain(i as usize, &w0);
+        upper[i as usize] = g;
+        best_single = best_single.max(g);
+    }
+    *evals += cand.len() as u64;
+    if best_single <= 0.0 {
+        return Ok(free);
+    }
+    // Phase 2.
+    let mut west = w0.clone();
+    let mut vest = 0.0;
+    let mut est: Vec<u32> = Vec::new();
+    for &i in &cand {
+        let iu = i as usize;
+        let g = p.gain(iu, &west);
+        if g > 0.0 && g * budget >= p.costs[iu] * vest {
+            vest += g;
+            p.add(iu, &mut west);
+            est.push(i);
+        }
+    }
+    *evals += cand.len() as u64;
+    drop(west);
+    let mut tail_cost = 0.0;
+    let mut first = est.len();
+    while first > 0 {
+        let c = p.costs[est[first - 1] as usize];
+        if tail_cost + c <= budget {
+            tail_cost += c;
+            first -= 1;
+        } else {
+            break;
+        }
+    }
+    let tail = &est[first..];
+    let mut wt = w0.clone();
+    let mut vtail = 0.0;
+    for &i in tail {
+        vtail += p.gain(i as usize, &wt);
+        p.add(i as usize, &mut wt);
+    }
+    *evals += tail.len() as u64;
+    drop(wt);
+    let gamma_up = 2.0 * vest;
+    let gamma_low = best_single.max(vtail);
+    if !(gamma_up.is_finite() && gamma_low.is_finite()) {
+        return Err(Error::InvalidOption {
+            arg: "costs",
+            message:
+                "the objective overflows float64 on this input; rescale costs, modular or values"
+                    .to_string(),
+        });
+    }
+    // Phase 3.
+    let tau0 = (gamma_up / (eps * budget)).min(f64::MAX);
+    let tau_min = eps * gamma_low / budget;
+    let mut taus = vec![tau0];
+    loop {
+        let next = taus[taus.len() - 1] * (1.0 - eps);
+        if next < tau_min || next <= 0.0 || taus.len() >= MAX_LEVELS {
+            break;
+        }
+        taus.push(next);
+    }
+    let fill = taus.len();
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); fill + 1];
+    for &i in &cand {
+        let iu = i as usize;
+        let d = upper[iu] / p.costs[iu];
+        buckets[level_of(&taus, d)].push(i);
+    }
+    let mut pre = Prefixes::new();
+    let mut wv = w0.clone();
+    for r in 0..=fill {
+        let mut bucket = std::mem::take(&mut buckets[r]);
+        if bucket.is_empty() {
+            continue;
+        }
+        bucket.sort_unstable();
+        let tau = if r < fill { taus[r] } else { 0.0 };
+        for &i in &bucket {
+            let iu = i as usize;
+            let c = p.costs[iu];
+            if pre.spent + c > budget {
+                continue;
+            }
+            let g = p.gain(iu, &wv);
+            *evals += 1;
+            if r == fill {
+                if g > 0.0 {
+                    pre.take(p, iu, g, &mut wv);
+                }
+                continue;
+            }
+            let d = g / c;
+            if d >= tau && g > 0.0 {
+                pre.take(p, iu, g, &mut wv);
+            } else {
+                let lv = level_of(&taus, d);
+                buckets[lv.max(r + 1)].push(i);
+            }
+        }
+    }
+    // Phase 5.
+    let mut selected = vec![false; p.len()];
+    for &i in &pre.picks {
+        selected[i as usize] = true;
+    }
+    let aug = best_single_addition(p, budget, &w0, &pre, &cand, &upper, &selected, evals);
+    let mut best = pre.val[pre.len()];
+    let mut out = None;
+    if let Some((v, j, e)) = aug {
+        best = v;
+        out = Some(assemble(&free, &pre.picks[..j], Some(e)));
+    }
+    if vtail > best {
+        out = Some(assemble(&free, tail, None));
+    }
+    Ok(out.unwrap_or_else(|| assemble(&free, &pre.picks, None)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::{Concave, DenseClusters};
+
+    fn run(
+        costs: &[f64],
+        clusters: &[i64],
+        modular: Option<&[f64]>,
+        budget: f64,
+        alg: Algorithm,
+    ) -> Selection {
+        let cl = DenseClusters::from_ids("clusters", clusters).unwrap();
+        let p = Problem::new(costs, modular, None, &cl, 1.0, Concave::Sqrt).unwrap();
+        select(
+            &p,
+            &Options {
+                budget,
+                algorithm: alg,
+                eps: 0.1,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn density_greedy_is_blocked_by_a_cheap_item_but_max_is_not() {
+        // Item 0: cheap, high density; item 1: the whole budget, far more value.
+        let costs = [1.0, 10.0];
+        let modular = [2.0, 10.0];
+        let beta0 = |alg| {
+            let cl = DenseClusters::from_ids("clusters", &[0, 1]).unwrap();
+            let p = Problem::new(&costs, Some(&modular), None, &cl, 0.0, Concave::Sqrt).unwrap();
+            select(
+                &p,
+                &Options {
+                    budget: 10.0,
+                    algorithm: alg,
+                    eps: 0.1,
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(beta0(Algorithm::Density).indices, vec![0]);
+        assert_eq!(beta0(Algorithm::GreedyMax).indices, vec![1]);
+        assert_eq!(beta0(Algorithm::Threshold).indices, vec![1]);
+    }
+
+    #[test]
+    fn zero_cost_first_and_too_expensive_dropped() {
+        for alg in [
+            Algorithm::Threshold,
+            Algorithm::GreedyMax,
+            Algorithm::Density,
+        ] {
+            let s = run(&[5.0, 0.0, 100.0, 1.0], &[0, 1, 2, 3], None, 6.0, alg);
+            assert_eq!(s.indices[0], 1, "{alg:?}");
+            assert!(!s.indices.contains(&2));
+            assert!(s.cost <= 6.0);
+        }
+    }
+
+    #[test]
+    fn empty_and_zero_budget() {
+        for alg in [
+            Algorithm::Threshold,
+            Algorithm::GreedyMax,
+            Algorithm::Density,
+        ] {
+            let s = run(&[], &[], None, 1.0, alg);
+            assert!(s.indices.is_empty());
+            assert_eq!(s.value, 0.0);
+            let s = run(&[1.0, 2.0], &[0, 0], None, 0.0, alg);
+            assert!(s.indices.is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_options_are_errors() {
+        let cl = DenseClusters::from_ids("clusters", &[0]).unwrap();
+        let p = Problem::new(&[1.0], None, None, &cl, 1.0, Concave::Sqrt).unwrap();
+        for (budget, eps, arg) in [
+            (-1.0, 0.1, "budget"),
+            (f64::NAN, 0.1, "budget"),
+            (1.0, 0.0, "eps"),
+            (1.0, 1.0, "eps"),
+        ] {
+            let e = select(
+                &p,
+                &Options {
+                    budget,
+                    algorithm: Algorithm::Threshold,
+                    eps,
+                },
+            )
+            .unwrap_err();
+            assert!(e.to_string().starts_with(arg), "{e}");
+        }
+        assert!("nope".parse::<Algorithm>().is_err());
+    }
+}

@@ -1,0 +1,261 @@
+"""kpod.select: guarantees, budget, agreement with the numpy oracle, input handling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kpod
+from kpod import _reference as ref
+
+ALGS = ("threshold", "greedy_max", "density")
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def instances(draw: st.DrawFn, max_n: int = 12, general: bool = True) -> dict:
+    """Random instances; costs include zeros, ties and items above the budget."""
+    n = draw(st.integers(0, max_n))
+    k = draw(st.integers(1, 4))
+    cost_el = st.one_of(
+        st.just(0.0), st.sampled_from([1.0, 2.0, 0.5]), st.floats(0.01, 10.0, allow_nan=False)
+    )
+    costs = np.array(draw(st.lists(cost_el, min_size=n, max_size=n)), dtype=np.float64)
+    clusters = np.array(draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)), np.int64)
+    budget = draw(st.floats(0.0, 20.0))
+    inst: dict = {
+        "costs": costs,
+        "clusters": clusters,
+        "budget": budget,
+        "beta": draw(st.sampled_from([0.0, 1.0, 12.0])),
+    }
+    if general and draw(st.booleans()):
+        inst["modular"] = np.array(
+            draw(st.lists(st.floats(0.0, 5.0), min_size=n, max_size=n)), np.float64
+        )
+    if general and draw(st.booleans()):
+        inst["values"] = np.array(
+            draw(st.lists(st.floats(0.0, 3.0), min_size=n, max_size=n)), np.float64
+        )
+    if general:
+        inst["concave"] = draw(st.sampled_from(["sqrt", "log1p", ("power", 0.3), ("power", 1.0)]))
+    return inst
+
+
+def _ref_kwargs(inst: dict) -> dict:
+    out = {k: v for k, v in inst.items() if k != "concave"}
+    conc = inst.get("concave", "sqrt")
+    if isinstance(conc, tuple):
+        out["concave"], out["power"] = conc
+    else:
+        out["concave"] = conc
+    return out
+
+
+@FAST
+@given(inst=instances(max_n=40), alg=st.sampled_from(ALGS))
+def test_budget_never_exceeded_and_value_consistent(inst: dict, alg: str) -> None:
+    s = kpod.select(**inst, algorithm=alg)
+    assert s.indices.dtype == np.int64
+    assert len(np.unique(s.indices)) == len(s.indices)
+    assert s.cost <= inst["budget"]
+    assert math.isclose(s.cost, float(inst["costs"][s.indices].sum()), rel_tol=1e-9, abs_tol=1e-9)
+    zero = np.flatnonzero(inst["costs"] == 0)
+    assert np.array_equal(s.indices[: len(zero)], zero)  # free items first, all of them
+    if len(s.indices):
+        assert inst["costs"][s.indices].max() <= inst["budget"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(inst=instances(max_n=12), eps=st.sampled_from([0.05, 0.1, 0.3]))
+def test_approximation_guarantees_against_brute_force(inst: dict, eps: float) -> None:
+    opt = ref.brute_force(**_ref_kwargs(inst))
+    tol = 1e-9 * max(1.0, opt)
+    thr = kpod.select(**inst, algorithm="threshold", eps=eps)
+    gm = kpod.select(**inst, algorithm="greedy_max")
+    assert thr.value >= (0.5 - eps) * opt - tol
+    assert gm.value >= 0.5 * opt - tol
+    assert thr.value <= opt + tol and gm.value <= opt + tol
+
+
+def adversarial(big: float) -> dict:
+    """A cheap, dense item blocks one expensive, valuable item (beta = 0: knapsack)."""
+    return {
+        "costs": np.array([1.0, big]),
+        "clusters": np.array([0, 1]),
+        "budget": big,
+        "modular": np.array([2.0, big - 0.5]),
+        "beta": 0.0,
+    }
+
+
+@pytest.mark.parametrize("big", [10.0, 1e3, 1e6])
+def test_density_greedy_fails_where_guaranteed_algorithms_do_not(big: float) -> None:
+    inst = adversarial(big)
+    opt = ref.brute_force(**inst)
+    assert opt == big - 0.5
+    dens = kpod.select(**inst, algorithm="density")
+    assert dens.value <= 2.0 < 0.5 * opt  # arbitrarily bad as big grows
+    for alg in ("threshold", "greedy_max"):
+        assert kpod.select(**inst, algorithm=alg).value == opt
+
+
+def test_adversarial_with_diversity_term() -> None:
+    # Many cheap items in one cluster vs. one item filling the budget in another.
+    costs = np.array([0.1] * 10 + [10.0])
+    clusters = np.array([0] * 10 + [1])
+    modular = np.array([0.1] * 10 + [40.0])
+    inst = {"costs": costs, "clusters": clusters, "budget": 10.0, "modular": modular, "beta": 1.0}
+    opt = ref.brute_force(**inst)
+    assert kpod.select(**inst, algorithm="density").value < 0.5 * opt
+    assert kpod.select(**inst, algorithm="threshold").value >= 0.4 * opt
+    assert kpod.select(**inst, algorithm="greedy_max").value >= 0.5 * opt
+
+
+@FAST
+@given(inst=instances(max_n=25), alg=st.sampled_from(ALGS), eps=st.sampled_from([0.1, 0.25]))
+def test_native_equals_numpy_reference(inst: dict, alg: str, eps: float) -> None:
+    s = kpod.select(**inst, algorithm=alg, eps=eps)
+    idx, value, cost, evals = ref.select(**_ref_kwargs(inst), algorithm=alg, eps=eps)
+    conc = inst.get("concave", "sqrt")
+    if conc in ("sqrt", ("power", 1.0)):
+        # Same float formulas: identical picks (np.log1p / np.power may differ
+        # from Rust's libm by an ulp, which can flip an exact tie).
+        assert s.indices.tolist() == idx
+        assert math.isclose(s.value, value, rel_tol=1e-12, abs_tol=1e-12)
+        assert s.cost == cost
+        if alg == "threshold":
+            assert s.evaluations == evals
+    else:
+        assert math.isclose(s.value, value, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def eval_bound(n: int, eps: float) -> float:
+    """Documented bound: n (6 + ln(8 / eps^2) / -ln(1 - eps)); <= 10 n ln(1/eps) / eps for eps <= 1/2."""
+    return n * (6 + math.log(8 / eps**2) / -math.log1p(-eps))
+
+
+@pytest.mark.parametrize("eps", [0.01, 0.05, 0.1, 0.3, 0.5, 0.9])
+@pytest.mark.parametrize("shape", ["kpod", "spread", "tiny_budget", "huge_budget"])
+def test_threshold_evaluations_are_linear(eps: float, shape: str) -> None:
+    rng = np.random.default_rng(7)
+    n = 5000
+    if shape == "spread":  # densities over many orders of magnitude
+        costs = 10.0 ** rng.uniform(-6, 3, n)
+    else:
+        costs = rng.uniform(0.1, 5.0, n)
+    budget = {"kpod": costs.sum() * 0.2, "spread": 50.0, "tiny_budget": 1.0}.get(
+        shape, costs.sum() * 2
+    )
+    s = kpod.select(costs, rng.integers(0, 50, n), budget=budget, eps=eps)
+    assert s.evaluations <= eval_bound(n, eps)
+    if eps <= 0.5:
+        c = 10.0
+        assert s.evaluations <= c * n * math.log(1 / eps) / eps
+
+
+def test_threshold_close_to_greedy_max_on_kpod_instances() -> None:
+    rng = np.random.default_rng(1)
+    n = 20000
+    costs = rng.gamma(2.0, 1.0, n)
+    clusters = rng.integers(0, 100, n)
+    for frac in (0.01, 0.1, 0.5):
+        budget = float(costs.sum() * frac)
+        thr = kpod.select(costs, clusters, budget=budget)
+        gm = kpod.select(costs, clusters, budget=budget, algorithm="greedy_max")
+        assert thr.value >= 0.99 * gm.value
+
+
+def test_empty_input_gives_empty_selection() -> None:
+    for alg in ALGS:
+        s = kpod.select([], [], budget=1.0, algorithm=alg)
+        assert s.indices.dtype == np.int64 and s.indices.size == 0
+        assert s.value == 0.0 and s.cost == 0.0
+
+
+def test_other_dtypes_and_layouts_are_converted() -> None:
+    rng = np.random.default_rng(3)
+    costs = rng.uniform(0.1, 2.0, 200)
+    clusters = rng.integers(0, 7, 200)
+    base = kpod.select(costs, clusters, budget=20.0)
+    wide_c = np.zeros((200, 2))
+    wide_c[:, 0] = costs
+    wide_k = np.zeros((200, 3), dtype=np.int32)
+    wide_k[:, 1] = clusters
+    strided = kpod.select(wide_c[:, 0], wide_k[:, 1], budget=20.0)
+    assert not wide_c[:, 0].flags.c_contiguous
+    assert strided.indices.tolist() == base.indices.tolist()
+    as_list = kpod.select(costs.tolist(), clusters.tolist(), budget=20)
+    assert as_list.indices.tolist() == base.indices.tolist()
+    f32 = kpod.select(costs.astype(np.float32), clusters.astype(np.uint16), budget=20.0)
+    assert f32.cost <= 20.0
+    big_ids = kpod.select(costs, clusters.astype(np.int64) * (1 << 40), budget=20.0)
+    assert big_ids.indices.tolist() == base.indices.tolist()
+
+
+BAD = [
+    ({"costs": [1.0, np.nan]}, "costs[1]"),
+    ({"costs": [1.0, np.inf]}, "costs[1]"),
+    ({"costs": [-1.0, 1.0]}, "costs[0]"),
+    ({"clusters": [0]}, "clusters has length 1"),
+    ({"clusters": [0, -3]}, "clusters[1]"),
+    ({"clusters": [0.5, 1.0]}, "clusters has unsupported dtype"),
+    ({"costs": np.array([1 + 1j, 2])}, "costs has unsupported dtype"),
+    ({"costs": np.array(["a", "b"])}, "costs has unsupported dtype"),
+    ({"costs": np.array([1.0, 2.0], dtype=object)}, "costs has unsupported dtype"),
+    ({"costs": [[1.0, 2.0]]}, "costs must be a 1-D array"),
+    ({"budget": -1.0}, "budget"),
+    ({"budget": float("nan")}, "budget"),
+    ({"budget": float("inf")}, "budget"),
+    ({"budget": "3"}, "budget"),
+    ({"eps": 0.0}, "eps"),
+    ({"eps": 1.0}, "eps"),
+    ({"eps": -0.1}, "eps"),
+    ({"beta": -1.0}, "beta"),
+    ({"modular": [1.0]}, "modular has length 1"),
+    ({"modular": [1.0, -2.0]}, "modular[1]"),
+    ({"values": [np.nan, 1.0]}, "values[0]"),
+    ({"concave": "cube"}, "concave"),
+    ({"concave": ("power", 1.5)}, "concave power q"),
+    ({"concave": "power"}, "concave"),
+    ({"algorithm": "lazy"}, "algorithm"),
+]
+
+
+@pytest.mark.parametrize(("change", "needle"), BAD)
+def test_bad_input_raises_value_error_naming_the_argument(change: dict, needle: str) -> None:
+    args: dict = {"costs": [1.0, 2.0], "clusters": [0, 1], "budget": 2.0}
+    args.update(change)
+    costs = args.pop("costs")
+    clusters = args.pop("clusters")
+    with pytest.raises(ValueError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        kpod.select(costs, clusters, **args)
+
+
+def test_native_layer_rejects_bad_input_without_crashing() -> None:
+    from kpod import _kpod
+
+    kw = {
+        "budget": 1.0,
+        "beta": 1.0,
+        "modular": None,
+        "values": None,
+        "concave": "sqrt",
+        "power": 1.0,
+        "algorithm": "threshold",
+        "eps": 0.1,
+    }
+    c = np.array([1.0, np.nan])
+    k = np.array([0, 1], dtype=np.int64)
+    with pytest.raises(ValueError, match="costs"):
+        _kpod.select(c, k, **kw)
+    with pytest.raises(ValueError, match="clusters"):
+        _kpod.select(np.ones(3), k, **kw)
+    with pytest.raises(ValueError, match="contiguous"):
+        _kpod.select(np.ones(4)[::2], k, **kw)
+    with pytest.raises(ValueError, match="overflows"):
+        _kpod.select(np.array([1.0, 1.0]), k, **{**kw, "modular": np.array([1e308, 1e308])})

@@ -1,0 +1,212 @@
+"""Reproduction on SVAMP with SmolLM2-135M: zero-shot, plain CoT distillation, KPOD and
+the four ablations of the paper's Table 2, several seeds; SVAMP test in distribution and
+ASDiv test out of distribution. Not part of CI (hours on a CPU).
+
+    python scripts/reproduce_svamp.py --seeds 0 1            # everything
+    python scripts/reproduce_svamp.py --variants kpod cot --seeds 0 --epochs 2 --max-train 200
+    python scripts/reproduce_svamp.py --table-only           # rebuild docs/REPRODUCTION.md's table
+
+Each variant is a `kpod run` directory under runs/repro/<variant>-s<seed>/; the steps
+that a variant shares with KPOD (data, weighting module, token weights, clusters,
+zero-shot evaluation) are copied from the KPOD run of the same seed, and the
+pipeline's fingerprints confirm that they match. Interrupt and rerun at will: every
+finished step and training checkpoint is kept. Results (accuracy with 95% bootstrap
+intervals, paired bootstrap differences against KPOD, run times) go to
+runs/repro/results.md, to be copied into docs/REPRODUCTION.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "kpod": {},
+    "cot": {
+        "training.equal_token_weights": True,
+        "training.uniform_difficulty": True,
+        "training.no_progression": True,
+        "training.no_diversity": True,
+    },
+    "wo-sig": {"training.equal_token_weights": True},
+    "wo-sig-dif": {"training.uniform_difficulty": True},
+    "wo-prog": {"training.no_progression": True},
+    "wo-div": {"training.no_diversity": True},
+}
+SHARED_STEPS = ("data", "weighting", "scores", "difficulty", "clusters", "eval_before")
+
+
+def base_config(args: argparse.Namespace) -> dict:
+    splits = Path(args.splits)
+    return {
+        "run_dir": "runs/repro/base",
+        "student": "smollm2-135m",
+        "kind": "causal",
+        "data": {
+            "train": str(splits / "svamp_train.jsonl"),
+            "max_train": args.max_train,
+            "teacher_filter": "drop",  # GPT-3.5 rationales whose answer disagrees with gold
+            "test": {
+                "svamp": str(splits / "svamp_test.jsonl"),
+                "asdiv": str(splits / "asdiv_test.jsonl"),
+            },
+            "max_test": args.max_test,
+        },
+        "weighting": {
+            "predictor_layers": 6,
+            "max_prefixes": 4,
+            "max_length": 256,
+            "hidden_size": 128,
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 8,
+            "learning_rate": 1.0e-3,
+            "save_strategy": "no",
+        },
+        "clusters": {"k": 5},
+        "training": {
+            "num_train_epochs": args.epochs,
+            "per_device_train_batch_size": 8,
+            "learning_rate": 5.0e-5,
+            "warmup_steps": 10,
+            "bf16": True,
+            "logging_steps": 10,
+            "save_strategy": "epoch",
+            "save_total_limit": 1,
+        },
+        "evaluation": {"batch_size": 25, "max_new_tokens": 160},
+    }
+
+
+def run_variant(name: str, seed: int, args: argparse.Namespace) -> Path:
+    run_dir = ROOT / "runs" / "repro" / f"{name}-s{seed}"
+    cfg = base_config(args)
+    cfg["run_dir"] = str(run_dir)
+    cfg["seed"] = seed
+    for key, value in VARIANTS[name].items():
+        section, field = key.split(".")
+        cfg[section][field] = value
+    kpod_dir = ROOT / "runs" / "repro" / f"kpod-s{seed}"
+    if name != "kpod" and kpod_dir.is_dir():
+        for step in SHARED_STEPS:
+            src, dst = kpod_dir / step, run_dir / step
+            if (src / ".kpod-step.json").is_file() and not dst.exists():
+                shutil.copytree(src, dst)  # reused only if the fingerprint matches
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "kpod", "run", str(path)], check=True, cwd=ROOT)
+    return run_dir
+
+
+def correctness(run_dir: Path, step: str, name: str) -> np.ndarray | None:
+    path = run_dir / step / f"predictions-{name}.jsonl"
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return np.array([bool(r["correct"]) for r in rows])
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0):
+    """Mean of a - b (accuracy points) with a 95% paired bootstrap interval."""
+    rng = np.random.default_rng(seed)
+    d = a.astype(float) - b.astype(float)
+    idx = rng.integers(0, len(d), size=(n, len(d)))
+    boots = d[idx].mean(axis=1)
+    return d.mean(), np.percentile(boots, 2.5), np.percentile(boots, 97.5)
+
+
+def table() -> str:
+    from kpod.evaluation import bootstrap_interval
+
+    base = ROOT / "runs" / "repro"
+    lines = [
+        "| variant | seed | SVAMP acc. [95% CI] | ASDiv (OOD) acc. [95% CI] | vs KPOD, SVAMP (paired) | train s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for run_dir in sorted(base.glob("*-s*")):
+        name, seed = run_dir.name.rsplit("-s", 1)
+        rows = []
+        steps = [("eval_after", name)]
+        if name == "kpod":
+            steps.insert(0, ("eval_before", "zero-shot"))
+        for step, label in steps:
+            cells = []
+            for ds in ("svamp", "asdiv"):
+                c = correctness(run_dir, step, ds)
+                if c is None:
+                    cells.append("not run")
+                else:
+                    lo, hi = bootstrap_interval(c.tolist())
+                    cells.append(
+                        f"{100 * c.mean():.1f} [{100 * lo:.1f}, {100 * hi:.1f}] (n={len(c)})"
+                    )
+            paired = ""
+            k = correctness(base / f"kpod-s{seed}", "eval_after", "svamp")
+            c = correctness(run_dir, step, "svamp")
+            if label != "kpod" and k is not None and c is not None and len(k) == len(c):
+                m, lo, hi = paired_bootstrap(c, k)
+                paired = f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+            marker = run_dir / "train" / ".kpod-step.json"
+            secs = ""
+            if step == "eval_after" and marker.is_file():
+                secs = f"{json.loads(marker.read_text())['seconds']:.0f}"
+            rows.append(f"| {label} | {seed} | {cells[0]} | {cells[1]} | {paired} | {secs} |")
+        lines.extend(rows)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--epochs", type=int, default=6, help="training epochs (stages T = half)")
+    ap.add_argument("--max-train", type=int, default=None, help="cap on training rationales")
+    ap.add_argument("--max-test", type=int, default=None, help="cap on test questions per set")
+    ap.add_argument(
+        "--splits", default=str(ROOT / "runs" / "splits"), help="kpod data splits output"
+    )
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args()
+    if not args.table_only:
+        if not (Path(args.splits) / "svamp_train.jsonl").is_file():
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "kpod",
+                    "data",
+                    "splits",
+                    "all",
+                    "--multi",
+                    "first",
+                    "--out",
+                    args.splits,
+                ],
+                check=True,
+                cwd=ROOT,
+            )
+        order = ["kpod"] + [v for v in args.variants if v != "kpod"]
+        for seed in args.seeds:
+            for name in order:
+                if name in args.variants or name == "kpod":
+                    run_variant(name, seed, args)
+                    (ROOT / "runs" / "repro" / "results.md").write_text(table(), encoding="utf-8")
+    text = table()
+    (ROOT / "runs" / "repro").mkdir(parents=True, exist_ok=True)
+    (ROOT / "runs" / "repro" / "results.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

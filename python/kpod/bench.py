@@ -618,7 +618,8 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> s
     cells = [
         [("—" if row.get(c.key) is None else c.fmt(row[c.key])) for c in columns] for row in rows
     ]
-    widths = [max([len(c.header)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
+    # at least 3 wide so the delimiter row always holds a dash next to its colon
+    widths = [max([3, len(c.header)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
         parts = []
@@ -1160,7 +1161,7 @@ SELECT_COLUMNS = (
     Column("floor_evals", "eval floor", _fmt_seconds),
     Column("peak_rss", "peak RSS", _fmt_bytes),
     Column("vs_greedy_max", "value / greedy_max", _fmt_ratio),
-    Column("selected", "|S|", _fmt_count),
+    Column("selected", "selected", _fmt_count),
     Column("cost_over_budget", "cost / budget", _fmt_ratio),
 )
 
@@ -1197,7 +1198,7 @@ AUDIT_COLUMNS = (
     Column("peer", "library", str, "left"),
     Column("optimizer", "optimizer", str, "left"),
     Column("encoding", "encoding", str, "left"),
-    Column("selected", "|S|", str),
+    Column("selected", "selected", str),
     Column("cost_over_budget", "cost / budget", _fmt_ratio),
     Column("feasible", "within budget", _fmt_bool),
     Column("value", "F(S) (ours)", lambda v: f"{v:.4f}"),

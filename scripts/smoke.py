@@ -16,4 +16,6 @@ n_steps = rng.integers(1, 6, size=200)
 offsets = np.concatenate([[0], np.cumsum(n_steps)]).astype(np.int64)
 cur = kpod.Curriculum(rng.random(int(offsets[-1])), offsets, rng.integers(0, 5, size=200), stages=5)
 stage = cur.advance()
-print(f"kpod {kpod.__version__} wheel OK: select picked {len(sel.indices)} items; stage 1 advanced {len(stage.selected)} questions")
+print(
+    f"kpod {kpod.__version__} wheel OK: select picked {len(sel.indices)} items; stage 1 advanced {len(stage.selected)} questions"
+)

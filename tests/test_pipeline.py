@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from kpod.cli import main  # noqa: E402
-from kpod.pipeline import STEPS, RunConfig  # noqa: E402
+from kpod.cli import main
+from kpod.pipeline import STEPS, RunConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 
@@ -97,7 +97,7 @@ def test_run_end_to_end_then_cached(tmp_path: Path, student_dir: Path, capsys) -
 def test_config_errors_name_the_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("run_dir: x\ndata: {train: a.jsonl}\ntrainig: {}\n")
-    with pytest.raises(ValueError, match="unknown top-level keys.*trainig"):
+    with pytest.raises(ValueError, match=r"unknown top-level keys.*trainig"):
         RunConfig.load(bad)
     bad.write_text("data: {train: a.jsonl}\n")
     with pytest.raises(ValueError, match="run_dir"):

@@ -115,6 +115,8 @@ def tiny_seq2seq_lm(tokenizer: Any, *, d_model: int = 32, layers: int = 2, seed:
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
+    # decoder_start_token_id is a generic PretrainedConfig kwarg, not in T5Config's signature.
+    extra: dict[str, Any] = {"decoder_start_token_id": tokenizer.pad_token_id}
     config = T5Config(
         vocab_size=len(tokenizer),
         d_model=d_model,
@@ -125,6 +127,6 @@ def tiny_seq2seq_lm(tokenizer: Any, *, d_model: int = 32, layers: int = 2, seed:
         num_heads=4,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
+        **extra,
     )
     return T5ForConditionalGeneration(config)

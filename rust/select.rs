@@ -18,7 +18,7 @@ use std::collections::BinaryHeap;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::objective::Problem;
+use crate::objective::{Problem, Weights};
 
 /// Which optimiser [`select`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,15 +151,15 @@ impl Prefixes {
     }
 
     #[inline]
-    fn take(&mut self, p: &Problem<'_>, i: usize, g: f64, w: &mut [f64]) {
+    fn take(&mut self, p: &Problem<'_>, i: usize, g: f64, ws: &mut Weights) {
         self.spent += p.costs[i];
-        p.add(i, w);
+        p.add_w(i, ws);
         let k = p.cluster[i];
         self.picks.push(i as u32);
         self.cum.push(self.spent);
         let v = self.val[self.val.len() - 1] + g;
         self.val.push(v);
-        self.after.push((k, w[k as usize]));
+        self.after.push((k, ws.w[k as usize]));
     }
 
     fn len(&self) -> usize {
@@ -201,15 +201,38 @@ fn best_single_addition(
         hist[*slot as usize] = (j as u32 + 1, w);
         *slot += 1;
     }
+    // j(e) lookup. slot(x) = floor(x GRID / B); last_ge[b] = the last prefix
+    // whose remaining budget B - cum[j] has slot >= b. An item of slot b
+    // then has j(e) in [last_ge[b + 1], last_ge[b]], searched with the exact
+    // predicate `cum[j] + c <= B`; when rounding breaks the bracket, the
+    // whole range is searched instead.
+    const GRID: usize = 1 << 14;
+    let scale = GRID as f64 / budget;
+    let slot = |x: f64| ((x.max(0.0) * scale) as usize).min(GRID - 1);
+    let mut last_ge = vec![-1i64; GRID + 1];
+    for (j, &s) in pre.cum.iter().enumerate() {
+        last_ge[slot(budget - s)] = j as i64;
+    }
+    for b in (0..GRID).rev() {
+        last_ge[b] = last_ge[b].max(last_ge[b + 1]);
+    }
+    let fits = |j: usize, c: f64| pre.cum[j] + c <= budget;
     let mut best = pre.val[m];
     let mut found = None;
     for &e in cand {
         let e_us = e as usize;
-        if selected[e_us] {
+        let c = p.costs[e_us];
+        // Unpicked items that still fit at the end have no positive gain
+        // left (both runs end only when none does): never a better candidate.
+        if selected[e_us] || pre.spent + c <= budget {
             continue;
         }
-        let c = p.costs[e_us];
-        let j = pre.cum.partition_point(|&s| s + c <= budget) - 1;
+        let b = slot(c);
+        let lo = last_ge[b + 1].max(0) as usize;
+        let hi = (last_ge[b].max(0) as usize + 1).min(m + 1);
+        let bracket_ok = lo < hi && fits(lo, c) && (hi > m || !fits(hi, c));
+        let (lo, hi) = if bracket_ok { (lo, hi) } else { (0, m + 1) };
+        let j = lo + pre.cum[lo..hi].partition_point(|&s| s + c <= budget) - 1;
         if pre.val[j] + upper[e_us] <= best {
             continue;
         }
@@ -268,30 +291,34 @@ impl Ord for Entry {
 
 /// Exact cost-benefit greedy: repeatedly add the affordable item of largest
 /// marginal density (gain / cost), ties to the lower index, while that gain
-/// is positive. Lazy: gains only fall (submodularity) and only in the cluster
-/// of the last pick, so an entry is re-evaluated only when its cluster has
-/// changed since its gain was computed. With `plus_max`, also returns the
-/// best "greedy prefix + one item" when that is better.
+/// is positive. Lazy and cluster-aware: gains only fall (submodularity) and
+/// only in the cluster of the last pick, so each cluster keeps its own heap
+/// of possibly stale densities, and a small heap over clusters holds each
+/// cluster's current best. After a pick only that cluster is refreshed:
+/// stale entries are re-evaluated until a fresh, affordable one is on top.
+/// With `plus_max`, also returns the best "greedy prefix + one item" when
+/// that is better.
 fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<u32> {
     let (free, cand) = split(p, budget);
-    let mut w = vec![0.0; p.n_clusters];
+    let mut ws = p.weights();
     for &i in &free {
-        p.add(i as usize, &mut w);
+        p.add_w(i as usize, &mut ws);
     }
-    let w0 = w.clone();
+    let w0 = ws.w.clone();
     let mut upper = if plus_max {
         vec![0.0; p.len()]
     } else {
         Vec::new()
     };
-    let mut heap: Vec<Entry> = Vec::with_capacity(cand.len());
+    let k = p.n_clusters;
+    let mut per: Vec<Vec<Entry>> = vec![Vec::new(); k];
     for &i in &cand {
         let iu = i as usize;
-        let g = p.gain(iu, &w);
+        let g = p.gain_w(iu, &ws);
         if plus_max {
             upper[iu] = g;
         }
-        heap.push(Entry {
+        per[p.cluster[iu] as usize].push(Entry {
             density: g / p.costs[iu],
             gain: g,
             item: i,
@@ -299,32 +326,65 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         });
     }
     *evals += cand.len() as u64;
-    let mut heap = BinaryHeap::from(heap);
-    let mut version = vec![0u32; p.n_clusters];
+    let mut heaps: Vec<BinaryHeap<Entry>> = per.into_iter().map(BinaryHeap::from).collect();
+    let mut version = vec![0u32; k];
+    // Global heap: one entry per non-empty cluster, its fresh affordable top
+    // (`version` of the entry = the cluster's id).
+    let mut global: BinaryHeap<Entry> = BinaryHeap::with_capacity(k);
     let mut pre = Prefixes::new();
-    while let Some(top) = heap.pop() {
-        let i = top.item as usize;
-        let c = p.costs[i];
-        if pre.spent + c > budget {
-            continue;
-        }
-        let k = p.cluster[i] as usize;
-        if top.version != version[k] {
-            let g = p.gain(i, &w);
-            *evals += 1;
-            heap.push(Entry {
-                density: g / c,
-                gain: g,
-                item: top.item,
-                version: version[k],
+    // Brings cluster c's heap to a fresh, affordable top and publishes it.
+    let refresh = |c: usize,
+                   heaps: &mut Vec<BinaryHeap<Entry>>,
+                   global: &mut BinaryHeap<Entry>,
+                   ws: &Weights,
+                   version: &[u32],
+                   spent: f64,
+                   evals: &mut u64| {
+        let heap = &mut heaps[c];
+        while let Some(&top) = heap.peek() {
+            let i = top.item as usize;
+            let cost = p.costs[i];
+            if spent + cost > budget {
+                heap.pop();
+                continue;
+            }
+            if top.version != version[c] {
+                heap.pop();
+                let g = p.gain_w(i, ws);
+                *evals += 1;
+                heap.push(Entry {
+                    density: g / cost,
+                    gain: g,
+                    item: top.item,
+                    version: version[c],
+                });
+                continue;
+            }
+            global.push(Entry {
+                version: c as u32,
+                ..top
             });
+            return;
+        }
+    };
+    for c in 0..k {
+        refresh(c, &mut heaps, &mut global, &ws, &version, 0.0, evals);
+    }
+    while let Some(top) = global.pop() {
+        let c = top.version as usize;
+        let i = top.item as usize;
+        if pre.spent + p.costs[i] > budget {
+            // The budget shrank since this top was published.
+            refresh(c, &mut heaps, &mut global, &ws, &version, pre.spent, evals);
             continue;
         }
         if top.gain <= 0.0 {
             break;
         }
-        pre.take(p, i, top.gain, &mut w);
-        version[k] = version[k].wrapping_add(1);
+        heaps[c].pop();
+        pre.take(p, i, top.gain, &mut ws);
+        version[c] = version[c].wrapping_add(1);
+        refresh(c, &mut heaps, &mut global, &ws, &version, pre.spent, evals);
     }
     if plus_max {
         let mut selected = vec![false; p.len()];
@@ -338,6 +398,14 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         }
     }
     assemble(&free, &pre.picks, None)
+}
+
+/// A live item of the threshold algorithm's level lists.
+#[derive(Clone, Copy)]
+struct Slot {
+    cost: f64,
+    item: u32,
+    cluster: u32,
 }
 
 /// First level r with `taus[r] <= d` (`taus.len()` = the fill level).
@@ -361,41 +429,36 @@ fn level_of(taus: &[f64], d: f64) -> usize {
 /// 5. Greedy + Max candidates (<= n) and the candidate T; the best is returned.
 fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
     let (free, cand) = split(p, budget);
-    let mut w = vec![0.0; p.n_clusters];
+    let mut ws0 = p.weights();
     for &i in &free {
-        p.add(i as usize, &mut w);
+        p.add_w(i as usize, &mut ws0);
     }
-    let w0 = w.clone();
     if cand.is_empty() {
         return Ok(free);
     }
-    // Phase 1.
+    // Phases 1 and 2 share one sweep (two evaluations per item).
     let mut upper = vec![0.0; p.len()];
     let mut best_single = 0.0f64;
-    for &i in &cand {
-        let g = p.gain(i as usize, &w0);
-        upper[i as usize] = g;
-        best_single = best_single.max(g);
-    }
-    *evals += cand.len() as u64;
-    if best_single <= 0.0 {
-        return Ok(free);
-    }
-    // Phase 2.
-    let mut west = w0.clone();
+    let mut west = ws0.clone();
     let mut vest = 0.0;
     let mut est: Vec<u32> = Vec::new();
     for &i in &cand {
         let iu = i as usize;
-        let g = p.gain(iu, &west);
+        let u = p.gain_w(iu, &ws0);
+        upper[iu] = u;
+        best_single = best_single.max(u);
+        let g = p.gain_w(iu, &west);
         if g > 0.0 && g * budget >= p.costs[iu] * vest {
             vest += g;
-            p.add(iu, &mut west);
+            p.add_w(iu, &mut west);
             est.push(i);
         }
     }
-    *evals += cand.len() as u64;
+    *evals += 2 * cand.len() as u64;
     drop(west);
+    if best_single <= 0.0 {
+        return Ok(free);
+    }
     let mut tail_cost = 0.0;
     let mut first = est.len();
     while first > 0 {
@@ -408,11 +471,11 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         }
     }
     let tail = &est[first..];
-    let mut wt = w0.clone();
+    let mut wt = ws0.clone();
     let mut vtail = 0.0;
     for &i in tail {
-        vtail += p.gain(i as usize, &wt);
-        p.add(i as usize, &mut wt);
+        vtail += p.gain_w(i as usize, &wt);
+        p.add_w(i as usize, &mut wt);
     }
     *evals += tail.len() as u64;
     drop(wt);
@@ -426,7 +489,8 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
                     .to_string(),
         });
     }
-    // Phase 3.
+    // Phase 3: levels, each a FIFO list (items enter in index order, then in
+    // the order they were demoted).
     let tau0 = (gamma_up / (eps * budget)).min(f64::MAX);
     let tau_min = eps * gamma_low / budget;
     let mut taus = vec![tau0];
@@ -438,28 +502,33 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         taus.push(next);
     }
     let fill = taus.len();
-    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); fill + 1];
+    // Entries carry cost and cluster so a pass reads its list sequentially.
+    let mut buckets: Vec<Vec<Slot>> = vec![Vec::new(); fill + 1];
     for &i in &cand {
         let iu = i as usize;
-        let d = upper[iu] / p.costs[iu];
-        buckets[level_of(&taus, d)].push(i);
+        let c = p.costs[iu];
+        let d = upper[iu] / c;
+        buckets[level_of(&taus, d)].push(Slot {
+            cost: c,
+            item: i,
+            cluster: p.cluster[iu],
+        });
     }
     let mut pre = Prefixes::new();
-    let mut wv = w0.clone();
+    let mut wv = ws0.clone();
     for r in 0..=fill {
-        let mut bucket = std::mem::take(&mut buckets[r]);
+        let bucket = std::mem::take(&mut buckets[r]);
         if bucket.is_empty() {
             continue;
         }
-        bucket.sort_unstable();
         let tau = if r < fill { taus[r] } else { 0.0 };
-        for &i in &bucket {
-            let iu = i as usize;
-            let c = p.costs[iu];
+        for &slot in &bucket {
+            let iu = slot.item as usize;
+            let c = slot.cost;
             if pre.spent + c > budget {
                 continue;
             }
-            let g = p.gain(iu, &wv);
+            let g = p.gain_kc(iu, slot.cluster as usize, c, &wv);
             *evals += 1;
             if r == fill {
                 if g > 0.0 {
@@ -472,7 +541,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
                 pre.take(p, iu, g, &mut wv);
             } else {
                 let lv = level_of(&taus, d);
-                buckets[lv.max(r + 1)].push(i);
+                buckets[lv.max(r + 1)].push(slot);
             }
         }
     }
@@ -481,7 +550,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     for &i in &pre.picks {
         selected[i as usize] = true;
     }
-    let aug = best_single_addition(p, budget, &w0, &pre, &cand, &upper, &selected, evals);
+    let aug = best_single_addition(p, budget, &ws0.w, &pre, &cand, &upper, &selected, evals);
     let mut best = pre.val[pre.len()];
     let mut out = None;
     if let Some((v, j, e)) = aug {

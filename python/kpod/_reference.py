@@ -146,9 +146,10 @@ def _best_single_addition(
     found = None
     chosen = set(run.picks)
     for e in cand:
-        if e in chosen:
-            continue
         c = float(f.costs[e])
+        # Unpicked items that still fit at the end have no positive gain left.
+        if e in chosen or run.spent + c <= budget:
+            continue
         j = max(jj for jj in range(len(run.cum)) if run.cum[jj] + c <= budget)
         if run.val[j] + upper[e] <= best:
             continue
@@ -211,8 +212,6 @@ def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
     upper = {i: float(f.gains(np.array([i]), w0)[0]) for i in cand}
     evals += len(cand)
     best_single = max(upper.values())
-    if best_single <= 0.0:
-        return free, evals
     # Phase 2: OPT estimate (budget ignored) and its longest fitting suffix.
     west = w0.copy()
     vest = 0.0
@@ -224,6 +223,8 @@ def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
             west[f.clusters[i]] += f.v[i]
             est.append(i)
     evals += len(cand)
+    if best_single <= 0.0:
+        return free, evals
     tail_cost = 0.0
     first = len(est)
     while first > 0 and tail_cost + float(f.costs[est[first - 1]]) <= budget:
@@ -255,29 +256,29 @@ def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
     def level(d: float) -> int:
         return next((r for r, t in enumerate(taus) if t <= d), fill)
 
-    lv = {i: level(upper[i] / float(f.costs[i])) for i in cand}
+    # Each level is a FIFO list: items enter in index order, then in the
+    # order they are demoted from higher levels.
+    buckets: list[list[int]] = [[] for _ in range(fill + 1)]
+    for i in cand:
+        buckets[level(upper[i] / float(f.costs[i]))].append(i)
     run = Run.empty()
     w = w0.copy()
     for r in range(fill + 1):
-        members = sorted(i for i, li in lv.items() if li == r)
-        for i in members:
+        for i in buckets[r]:
             c = float(f.costs[i])
             if run.spent + c > budget:
-                del lv[i]
-                continue
+                continue  # no longer fits, and never will
             g = float(f.gains(np.array([i]), w)[0])
             evals += 1
             if r == fill:
                 if g > 0.0:
                     run.take(f, i, g, w)
-                del lv[i]
                 continue
             d = g / c
             if d >= taus[r] and g > 0.0:
                 run.take(f, i, g, w)
-                del lv[i]
             else:
-                lv[i] = max(level(d), r + 1)
+                buckets[max(level(d), r + 1)].append(i)
     # Phase 5: Greedy + Max candidates and the suffix candidate.
     counter = [0]
     aug = _best_single_addition(f, budget, w0, run, cand, upper, counter)

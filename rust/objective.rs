@@ -172,6 +172,20 @@ impl<'a> Problem<'a> {
             });
         }
         concave.validate()?;
+        for (arg, xs) in [
+            ("costs", Some(costs)),
+            ("modular", modular),
+            ("values", values),
+        ] {
+            if let Some(xs) = xs {
+                if !xs.iter().sum::<f64>().is_finite() {
+                    return Err(Error::InvalidOption {
+                        arg,
+                        message: "the sum overflows float64; rescale the array".to_string(),
+                    });
+                }
+            }
+        }
         if let Some(&bad) = clusters.ids.iter().find(|&&k| k as usize >= clusters.count) {
             return Err(Error::InvalidOption {
                 arg: "clusters",

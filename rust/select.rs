@@ -408,10 +408,54 @@ struct Slot {
     cluster: u32,
 }
 
-/// First level r with `taus[r] <= d` (`taus.len()` = the fill level).
+/// log2(x) within 0.09 for positive normal x (exponent plus linear mantissa);
+/// only a starting guess, so accuracy does not matter for correctness.
 #[inline]
-fn level_of(taus: &[f64], d: f64) -> usize {
-    taus.partition_point(|&t| t > d)
+fn approx_log2(x: f64) -> f64 {
+    if !(x > f64::MIN_POSITIVE && x < f64::INFINITY) {
+        return if x > 1.0 {
+            f64::INFINITY
+        } else {
+            f64::NEG_INFINITY
+        };
+    }
+    let bits = x.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mantissa = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+    exponent as f64 + (mantissa - 1.0)
+}
+
+/// The density levels tau_r = tau_0 (1 - eps)^r of the threshold algorithm.
+struct Levels {
+    taus: Vec<f64>,
+    /// 1 / -log2(1 - eps).
+    inv_lambda: f64,
+}
+
+impl Levels {
+    /// First level r with `taus[r] <= d` (`taus.len()` = the fill level):
+    /// a logarithm gives the level up to rounding, exact comparisons with
+    /// the stored thresholds settle it.
+    #[inline]
+    fn of(&self, d: f64) -> usize {
+        let taus = &self.taus;
+        let fill = taus.len();
+        let guess = approx_log2(taus[0] / d) * self.inv_lambda;
+        let mut r = if guess >= fill as f64 {
+            fill
+        } else if guess > 0.0 {
+            guess as usize
+        } else {
+            0
+        };
+        while r > 0 && taus[r - 1] <= d {
+            r -= 1;
+        }
+        while r < fill && taus[r] > d {
+            r += 1;
+        }
+        r
+    }
 }
 
 /// The 1/2 - eps thresholding algorithm; see `docs/scheduler.md` for the
@@ -502,13 +546,18 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         taus.push(next);
     }
     let fill = taus.len();
+    let levels = Levels {
+        taus,
+        inv_lambda: std::f64::consts::LN_2 / -(-eps).ln_1p(),
+    };
+    let taus = &levels.taus;
     // Entries carry cost and cluster so a pass reads its list sequentially.
     let mut buckets: Vec<Vec<Slot>> = vec![Vec::new(); fill + 1];
     for &i in &cand {
         let iu = i as usize;
         let c = p.costs[iu];
         let d = upper[iu] / c;
-        buckets[level_of(&taus, d)].push(Slot {
+        buckets[levels.of(d)].push(Slot {
             cost: c,
             item: i,
             cluster: p.cluster[iu],
@@ -540,7 +589,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
             if d >= tau && g > 0.0 {
                 pre.take(p, iu, g, &mut wv);
             } else {
-                let lv = level_of(&taus, d);
+                let lv = levels.of(d);
                 buckets[lv.max(r + 1)].push(slot);
             }
         }

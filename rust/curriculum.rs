@@ -253,9 +253,10 @@ impl Curriculum {
         // Ground set: questions with given steps left, with the cost of the
         // steps that would move (all of them after stage T).
         let step = if forced { i64::MAX } else { delta };
-        let mut qs: Vec<u32> = Vec::new();
-        let mut costs: Vec<f64> = Vec::new();
-        let mut ids: Vec<u32> = Vec::new();
+        let n = self.given.len();
+        let mut qs: Vec<u32> = Vec::with_capacity(n);
+        let mut costs: Vec<f64> = Vec::with_capacity(n);
+        let mut ids: Vec<u32> = Vec::with_capacity(n);
         for (i, &c) in self.given.iter().enumerate() {
             if c > 0 {
                 let hi = self.offsets[i] + c as usize;

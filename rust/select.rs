@@ -171,7 +171,7 @@ impl Prefixes {
 /// all affordable items, where by monotonicity e is best added to the longest
 /// prefix it still fits: j(e) = max { j : cum[j] + c_e <= B }. Returns
 /// `(residual value, j, e)` when some candidate beats `val[m]`, the full run.
-/// `upper[e]` (the gain of e given only the free items) prunes candidates
+/// `upper[t]` (the gain of `cand[t]` given only the free items) prunes candidates
 /// that cannot win without evaluating them.
 #[allow(clippy::too_many_arguments)]
 fn best_single_addition(
@@ -181,7 +181,7 @@ fn best_single_addition(
     pre: &Prefixes,
     cand: &[u32],
     upper: &[f64],
-    selected: &[bool],
+    selected: &Bits,
     evals: &mut u64,
 ) -> Option<(f64, usize, u32)> {
     let m = pre.len();
@@ -219,12 +219,12 @@ fn best_single_addition(
     let fits = |j: usize, c: f64| pre.cum[j] + c <= budget;
     let mut best = pre.val[m];
     let mut found = None;
-    for &e in cand {
+    for (&e, &up) in cand.iter().zip(upper) {
         let e_us = e as usize;
         let c = p.costs[e_us];
         // Unpicked items that still fit at the end have no positive gain
         // left (both runs end only when none does): never a better candidate.
-        if selected[e_us] || pre.spent + c <= budget {
+        if pre.spent + c <= budget || selected.get(e_us) {
             continue;
         }
         let b = slot(c);
@@ -233,7 +233,7 @@ fn best_single_addition(
         let bracket_ok = lo < hi && fits(lo, c) && (hi > m || !fits(hi, c));
         let (lo, hi) = if bracket_ok { (lo, hi) } else { (0, m + 1) };
         let j = lo + pre.cum[lo..hi].partition_point(|&s| s + c <= budget) - 1;
-        if pre.val[j] + upper[e_us] <= best {
+        if pre.val[j] + up <= best {
             continue;
         }
         let kc = p.cluster[e_us] as usize;
@@ -249,6 +249,24 @@ fn best_single_addition(
         }
     }
     found
+}
+
+/// A set of item indices as bits.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn of(n: usize, items: &[u32]) -> Self {
+        let mut words = vec![0u64; n.div_ceil(64)];
+        for &i in items {
+            words[i as usize / 64] |= 1 << (i % 64);
+        }
+        Bits(words)
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] >> (i % 64) & 1 == 1
+    }
 }
 
 /// Assembles free items + picks[..j] + e.
@@ -305,18 +323,14 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         p.add_w(i as usize, &mut ws);
     }
     let w0 = ws.w.clone();
-    let mut upper = if plus_max {
-        vec![0.0; p.len()]
-    } else {
-        Vec::new()
-    };
+    let mut upper = Vec::with_capacity(if plus_max { cand.len() } else { 0 });
     let k = p.n_clusters;
     let mut per: Vec<Vec<Entry>> = vec![Vec::new(); k];
     for &i in &cand {
         let iu = i as usize;
         let g = p.gain_w(iu, &ws);
         if plus_max {
-            upper[iu] = g;
+            upper.push(g);
         }
         per[p.cluster[iu] as usize].push(Entry {
             density: g / p.costs[iu],
@@ -387,10 +401,7 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         refresh(c, &mut heaps, &mut global, &ws, &version, pre.spent, evals);
     }
     if plus_max {
-        let mut selected = vec![false; p.len()];
-        for &i in &pre.picks {
-            selected[i as usize] = true;
-        }
+        let selected = Bits::of(p.len(), &pre.picks);
         if let Some((_, j, e)) =
             best_single_addition(p, budget, &w0, &pre, &cand, &upper, &selected, evals)
         {
@@ -481,7 +492,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         return Ok(free);
     }
     // Phases 1 and 2 share one sweep (two evaluations per item).
-    let mut upper = vec![0.0; p.len()];
+    let mut upper = Vec::with_capacity(cand.len());
     let mut best_single = 0.0f64;
     let mut west = ws0.clone();
     let mut vest = 0.0;
@@ -489,7 +500,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     for &i in &cand {
         let iu = i as usize;
         let u = p.gain_w(iu, &ws0);
-        upper[iu] = u;
+        upper.push(u);
         best_single = best_single.max(u);
         let g = p.gain_w(iu, &west);
         if g > 0.0 && g * budget >= p.costs[iu] * vest {
@@ -552,12 +563,20 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     };
     let taus = &levels.taus;
     // Entries carry cost and cluster so a pass reads its list sequentially.
-    let mut buckets: Vec<Vec<Slot>> = vec![Vec::new(); fill + 1];
-    for &i in &cand {
+    let first_level: Vec<u32> = cand
+        .iter()
+        .zip(&upper)
+        .map(|(&i, &u)| levels.of(u / p.costs[i as usize]) as u32)
+        .collect();
+    let mut sizes = vec![0usize; fill + 1];
+    for &l in &first_level {
+        sizes[l as usize] += 1;
+    }
+    let mut buckets: Vec<Vec<Slot>> = sizes.iter().map(|&k| Vec::with_capacity(k)).collect();
+    for (&i, &l) in cand.iter().zip(&first_level) {
         let iu = i as usize;
         let c = p.costs[iu];
-        let d = upper[iu] / c;
-        buckets[levels.of(d)].push(Slot {
+        buckets[l as usize].push(Slot {
             cost: c,
             item: i,
             cluster: p.cluster[iu],
@@ -595,10 +614,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         }
     }
     // Phase 5.
-    let mut selected = vec![false; p.len()];
-    for &i in &pre.picks {
-        selected[i as usize] = true;
-    }
+    let selected = Bits::of(p.len(), &pre.picks);
     let aug = best_single_addition(p, budget, &ws0.w, &pre, &cand, &upper, &selected, evals);
     let mut best = pre.val[pre.len()];
     let mut out = None;

@@ -175,14 +175,22 @@ def measure_bandwidth(nbytes: int = 1 << 27, repeats: int = 10) -> float:
     return 2.0 * src.nbytes / best
 
 
-def time_calls(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
-    """Wall-clock seconds of ``repeats`` calls of ``fn`` and the last result."""
+def time_calls(
+    fn: Callable[[], Any], repeats: int, max_seconds: float = math.inf
+) -> tuple[list[float], Any]:
+    """Wall-clock seconds of up to ``repeats`` calls of ``fn`` and the last result.
+
+    Stops repeating once the calls so far took ``max_seconds`` (at least one call),
+    so slow reference algorithms at large n do not dominate a run.
+    """
     times: list[float] = []
     result: Any = None
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
+        if sum(times) >= max_seconds:
+            break
     return times, result
 
 
@@ -376,8 +384,12 @@ def case_select(
     budget_fraction: float = 0.1,
     seed: int = 0,
     beta: float = DEFAULT_BETA,
+    max_seconds: float = 30.0,
 ) -> dict[str, Any]:
-    """Time ``kpod.select`` on one instance; value and cost recomputed here."""
+    """Time ``kpod.select`` on one instance; value and cost recomputed here.
+
+    Up to ``repeats`` calls, fewer once they took ``max_seconds`` together.
+    """
     import kpod
 
     t0 = time.perf_counter()
@@ -390,7 +402,7 @@ def case_select(
             inst.costs, inst.clusters, budget=inst.budget, beta=beta, algorithm=algorithm, eps=eps
         )
 
-    times, sel = time_calls(call, repeats)
+    times, sel = time_calls(call, repeats, max_seconds)
     indices = np.asarray(sel.indices)
     value = objective(inst.costs, inst.clusters, indices, beta=beta)
     cost = selection_cost(inst.costs, indices)
@@ -722,7 +734,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, full: bool = False) -> Non
     )
     parser.add_argument(
         "--clusters",
-        default="1000,5",
+        default="1000,5" if full else "1000",
         help="comma-separated cluster counts K (default: %(default)s)",
     )
     parser.add_argument(
@@ -735,6 +747,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, full: bool = False) -> Non
     )
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed calls per case; the median is reported"
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0 if full else 5.0,
+        help="stop repeating a case once its calls took this long together (default: %(default)s)",
     )
     parser.add_argument(
         "--budget-fraction",
@@ -801,6 +819,7 @@ class Report:
     peer_rows: list[dict[str, Any]]
     curriculum_rows: list[dict[str, Any]]
     audit_rows: list[dict[str, Any]]
+    end: dict[str, Any] = field(default_factory=dict)
 
 
 def _progress(msg: str) -> None:
@@ -836,6 +855,7 @@ def _select_row(iso: Isolated, n: int, k: int, algorithm: str, eps: float) -> di
     row.update(
         time=med,
         time_min=min(times),
+        calls=len(times),
         evaluations=r["evaluations"],
         evals_per_s=r["evaluations"] / med if med > 0 else None,
         peak_rss=r["peak_rss"],
@@ -885,6 +905,7 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
                         "repeats": args.repeats,
                         "budget_fraction": args.budget_fraction,
                         "seed": args.seed,
+                        "max_seconds": args.max_seconds,
                     },
                     time_cap=args.case_cap,
                     mem_cap=mem_cap,
@@ -954,7 +975,11 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
         audit_rows = run_audit(seed=args.seed, mem_cap=mem_cap)
         for r in audit_rows:
             sink.write({"kind": "audit", **r})
-    return Report(machine, bandwidth, select_rows, peer_table_rows, curriculum_rows, audit_rows)
+    end = machine_info()
+    sink.write({"kind": "end", **end})
+    return Report(
+        machine, bandwidth, select_rows, peer_table_rows, curriculum_rows, audit_rows, end
+    )
 
 
 def _attach_reference(rows: list[dict[str, Any]]) -> None:
@@ -1155,6 +1180,7 @@ SELECT_COLUMNS = (
     Column("algorithm", "algorithm", str, "left"),
     Column("time", "time/call (median)", _fmt_seconds),
     Column("time_min", "min", _fmt_seconds),
+    Column("calls", "calls", str),
     Column("evaluations", "evaluations", _fmt_count),
     Column("evals_per_s", "evals/s", _fmt_count),
     Column("floor_pass", "1-pass floor", _fmt_seconds),
@@ -1230,7 +1256,13 @@ def render(report: Report, command: str) -> str:
         f"Command: `{command}`  ",
         f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}  ",
         f"Date: {m['date_utc']}; load average at start {m['load_avg'][0]} / {m['load_avg'][1]} / "
-        f"{m['load_avg'][2]} (1 / 5 / 15 min)  ",
+        f"{m['load_avg'][2]} (1 / 5 / 15 min)"
+        + (
+            f"; at the end ({report.end['date_utc']}) {report.end['load_avg'][0]} / "
+            f"{report.end['load_avg'][1]} / {report.end['load_avg'][2]}  "
+            if report.end
+            else "  "
+        ),
         "Memory bandwidth (numpy copy, read + write): "
         + (f"{report.bandwidth / 1e9:.1f} GB/s" if report.bandwidth else "not measured"),
         "",

@@ -1,6 +1,6 @@
 """``kpod bench``: the scheduler benchmark, printing the tables of ``benches/RESULTS.md``.
 
-The default run (n = 1e4..1e6, K = 1000 and 5, all three algorithms, a
+The default run (n = 1e4..1e6, K = 1000, all three algorithms, a
 50-stage curriculum over 1M questions, no peers) takes well under a minute on
 a 2-core machine. ``benches/bench_select.py`` is the same code with the full
 defaults (n up to 1e7, peers, the cost-handling audit).

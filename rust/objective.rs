@@ -143,6 +143,14 @@ pub struct Problem<'a> {
     pub modular_is_cost: bool,
 }
 
+impl Weights {
+    /// g(W_k + 1) - g(W_k) when every v_i = 1, else 0.
+    #[inline]
+    pub fn unit_increment(&self, k: usize) -> f64 {
+        self.unit.as_ref().map_or(0.0, |u| u[k])
+    }
+}
+
 impl<'a> Problem<'a> {
     /// Validates every array and scalar and returns the instance.
     pub fn new(

@@ -341,6 +341,11 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
     }
     *evals += cand.len() as u64;
     let mut heaps: Vec<BinaryHeap<Entry>> = per.into_iter().map(BinaryHeap::from).collect();
+    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+        drop(heaps);
+        let pre = greedy_unit_run(p, budget, &cand, &mut ws, evals);
+        return finish_greedy(p, budget, plus_max, &free, &cand, &w0, &upper, &pre, evals);
+    }
     let mut version = vec![0u32; k];
     // Global heap: one entry per non-empty cluster, its fresh affordable top
     // (`version` of the entry = the cluster's id).
@@ -400,15 +405,164 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         version[c] = version[c].wrapping_add(1);
         refresh(c, &mut heaps, &mut global, &ws, &version, pre.spent, evals);
     }
+    finish_greedy(p, budget, plus_max, &free, &cand, &w0, &upper, &pre, evals)
+}
+
+/// Greedy + Max candidates (when asked) and the final pick order.
+#[allow(clippy::too_many_arguments)]
+fn finish_greedy(
+    p: &Problem<'_>,
+    budget: f64,
+    plus_max: bool,
+    free: &[u32],
+    cand: &[u32],
+    w0: &[f64],
+    upper: &[f64],
+    pre: &Prefixes,
+    evals: &mut u64,
+) -> Vec<u32> {
     if plus_max {
         let selected = Bits::of(p.len(), &pre.picks);
         if let Some((_, j, e)) =
-            best_single_addition(p, budget, &w0, &pre, &cand, &upper, &selected, evals)
+            best_single_addition(p, budget, w0, pre, cand, upper, &selected, evals)
         {
-            return assemble(&free, &pre.picks[..j], Some(e));
+            return assemble(free, &pre.picks[..j], Some(e));
         }
     }
-    assemble(&free, &pre.picks, None)
+    assemble(free, &pre.picks, None)
+}
+
+/// Items of one cost inside one cluster, in index order; `next` is the first
+/// one not yet picked (ties are picked in index order, so picks form a prefix).
+struct Run {
+    cost: f64,
+    end: u32,
+    next: u32,
+}
+
+/// The exact greedy for the KPOD objective (modular = costs, v = 1,
+/// beta > 0): inside a cluster every item's gain is `c_i + y_k` with the same
+/// `y_k = beta (g(W_k + 1) - g(W_k)) > 0`, so in exact arithmetic the
+/// cheapest item has the largest density `1 + y_k / c_i`. Floating-point
+/// rounding can reorder items whose densities agree to ~2^-51, so each
+/// cluster is scanned from its cheapest live cost upwards, computing the
+/// densities exactly as the generic greedy does, until the rounding bound
+/// `(1 + y / c)(1 + 2^-50)` of every remaining item is below the best found.
+/// The picks equal the generic lazy greedy's (same ties, same floats).
+fn greedy_unit_run(
+    p: &Problem<'_>,
+    budget: f64,
+    cand: &[u32],
+    ws: &mut Weights,
+    evals: &mut u64,
+) -> Prefixes {
+    let k = p.n_clusters;
+    let mut order: Vec<(u32, f64, u32)> = cand
+        .iter()
+        .map(|&i| (p.cluster[i as usize], p.costs[i as usize], i))
+        .collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let items: Vec<u32> = order.iter().map(|t| t.2).collect();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut first_run = vec![0usize; k + 1];
+    let mut pos = 0usize;
+    for (c, first) in first_run.iter_mut().enumerate().take(k) {
+        *first = runs.len();
+        while pos < order.len() && order[pos].0 as usize == c {
+            let cost = order[pos].1;
+            let start = pos;
+            while pos < order.len() && order[pos].0 as usize == c && order[pos].1 == cost {
+                pos += 1;
+            }
+            runs.push(Run {
+                cost,
+                end: pos as u32,
+                next: start as u32,
+            });
+        }
+    }
+    first_run[k] = runs.len();
+    drop(order);
+    let mut head = first_run.clone();
+    // Best live affordable item of cluster c: (density, gain, item, run).
+    let scan = |c: usize,
+                runs: &[Run],
+                head: &mut [usize],
+                ws: &Weights,
+                spent: f64,
+                evals: &mut u64|
+     -> Option<(f64, f64, u32, usize)> {
+        while head[c] < first_run[c + 1] && runs[head[c]].next == runs[head[c]].end {
+            head[c] += 1;
+        }
+        let mut best: Option<(f64, f64, u32, usize)> = None;
+        let y = p.beta * ws.unit_increment(c);
+        for (r, run) in runs.iter().enumerate().take(first_run[c + 1]).skip(head[c]) {
+            if run.next == run.end {
+                continue;
+            }
+            if spent + run.cost > budget {
+                break;
+            }
+            if let Some((bd, _, _, _)) = best {
+                // A float density of this or any dearer run is at most this
+                // bound (two roundings above 1 + y / c, generously covered).
+                if (1.0 + y / run.cost) * (1.0 + 4.0 * f64::EPSILON) < bd {
+                    break;
+                }
+            }
+            let i = items[run.next as usize];
+            let g = p.gain_w(i as usize, ws);
+            *evals += 1;
+            let d = g / run.cost;
+            let better = match best {
+                None => true,
+                Some((bd, _, bi, _)) => d > bd || (d == bd && i < bi),
+            };
+            if better {
+                best = Some((d, g, i, r));
+            }
+        }
+        best
+    };
+    let mut global: BinaryHeap<Entry> = BinaryHeap::with_capacity(k);
+    let mut at_run = vec![0usize; k];
+    let publish = |c: usize,
+                   found: Option<(f64, f64, u32, usize)>,
+                   global: &mut BinaryHeap<Entry>,
+                   at_run: &mut [usize]| {
+        if let Some((d, g, i, r)) = found {
+            at_run[c] = r;
+            global.push(Entry {
+                density: d,
+                gain: g,
+                item: i,
+                version: c as u32,
+            });
+        }
+    };
+    for c in 0..k {
+        let found = scan(c, &runs, &mut head, ws, 0.0, evals);
+        publish(c, found, &mut global, &mut at_run);
+    }
+    let mut pre = Prefixes::new();
+    while let Some(top) = global.pop() {
+        let c = top.version as usize;
+        let i = top.item as usize;
+        if pre.spent + p.costs[i] > budget {
+            let found = scan(c, &runs, &mut head, ws, pre.spent, evals);
+            publish(c, found, &mut global, &mut at_run);
+            continue;
+        }
+        if top.gain <= 0.0 {
+            break;
+        }
+        runs[at_run[c]].next += 1;
+        pre.take(p, i, top.gain, ws);
+        let found = scan(c, &runs, &mut head, ws, pre.spent, evals);
+        publish(c, found, &mut global, &mut at_run);
+    }
+    pre
 }
 
 /// A live item of the threshold algorithm's level lists.

@@ -259,3 +259,28 @@ def test_native_layer_rejects_bad_input_without_crashing() -> None:
         _kpod.select(np.ones(4)[::2], k, **kw)
     with pytest.raises(ValueError, match="overflows"):
         _kpod.select(np.array([1.0, 1.0]), k, **{**kw, "modular": np.array([1e308, 1e308])})
+
+
+@settings(max_examples=100, deadline=None)
+@given(inst=instances(max_n=40, general=False), alg=st.sampled_from(["greedy_max", "density"]))
+def test_kpod_fast_greedy_equals_generic_greedy(inst: dict, alg: str) -> None:
+    # modular=None, values=None takes the sorted-run fast path; passing the
+    # costs again as `modular` forces the generic lazy greedy.
+    fast = kpod.select(**inst, algorithm=alg)
+    generic = kpod.select(**inst, modular=inst["costs"].copy(), algorithm=alg)
+    assert fast.indices.tolist() == generic.indices.tolist()
+    assert fast.value == generic.value
+
+
+@pytest.mark.parametrize("k", [1, 5, 300])
+def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int) -> None:
+    rng = np.random.default_rng(k)
+    n = 30000
+    costs = np.round(rng.gamma(2.0, 1.0, n), 2) + 0.01  # many exact cost ties
+    clusters = rng.integers(0, k, n)
+    budget = float(costs.sum() * 0.3)
+    fast = kpod.select(costs, clusters, budget=budget, algorithm="greedy_max")
+    generic = kpod.select(
+        costs, clusters, budget=budget, modular=costs.copy(), algorithm="greedy_max"
+    )
+    assert fast.indices.tolist() == generic.indices.tolist()

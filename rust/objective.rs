@@ -278,7 +278,12 @@ impl<'a> Problem<'a> {
     /// Adds item i to `ws`.
     #[inline(always)]
     pub fn add_w(&self, i: usize, ws: &mut Weights) {
-        let k = self.cluster[i] as usize;
+        self.add_kw(i, self.cluster[i] as usize, ws);
+    }
+
+    /// Adds item i, whose cluster is k, to `ws`.
+    #[inline(always)]
+    pub fn add_kw(&self, i: usize, k: usize, ws: &mut Weights) {
         ws.w[k] += self.value(i);
         if let Some(u) = &mut ws.unit {
             u[k] = self.concave.delta(ws.w[k], 1.0);

@@ -152,9 +152,14 @@ impl Prefixes {
 
     #[inline]
     fn take(&mut self, p: &Problem<'_>, i: usize, g: f64, ws: &mut Weights) {
-        self.spent += p.costs[i];
-        p.add_w(i, ws);
-        let k = p.cluster[i];
+        self.take_kc(p, i, p.cluster[i], p.costs[i], g, ws);
+    }
+
+    /// `take` with the item's cluster and cost already at hand.
+    #[inline]
+    fn take_kc(&mut self, p: &Problem<'_>, i: usize, k: u32, c: f64, g: f64, ws: &mut Weights) {
+        self.spent += c;
+        p.add_kw(i, k as usize, ws);
         self.picks.push(i as u32);
         self.cum.push(self.spent);
         let v = self.val[self.val.len() - 1] + g;
@@ -754,13 +759,13 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
             *evals += 1;
             if r == fill {
                 if g > 0.0 {
-                    pre.take(p, iu, g, &mut wv);
+                    pre.take_kc(p, iu, slot.cluster, c, g, &mut wv);
                 }
                 continue;
             }
             let d = g / c;
             if d >= tau && g > 0.0 {
-                pre.take(p, iu, g, &mut wv);
+                pre.take_kc(p, iu, slot.cluster, c, g, &mut wv);
             } else {
                 let lv = levels.of(d);
                 buckets[lv.max(r + 1)].push(slot);

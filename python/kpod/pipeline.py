@@ -260,10 +260,15 @@ class Run:
                 self._tokenizer.pad_token = self._tokenizer.eos_token
         return self._tokenizer
 
-    def student(self, path: str | None = None) -> Any:
+    def student(self, path: str | None = None, dtype: str | None = None) -> Any:
+        """The student (pretrained, or the distilled one at ``path``) in ``dtype``.
+
+        Training always loads float32 master weights (bf16 comes from autocast);
+        inference steps take ``evaluation.dtype`` / ``difficulty.dtype``.
+        """
         from kpod.training.io import load_student
 
-        return load_student(path or self.config.student, kind=self.config.kind)
+        return load_student(path or self.config.student, kind=self.config.kind, dtype=dtype)
 
     def load_dataset(self, step: str) -> Any:
         from kpod.training.io import load_prepared
@@ -358,7 +363,7 @@ class Run:
         )
         ds = add_step_difficulty(
             ds,
-            self.student(),
+            self.student(dtype=self.config.difficulty.get("dtype")),
             kind=self.config.kind,
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -385,7 +390,7 @@ class Run:
 
         e = self.config.evaluation
         sets = json.loads((self.step_dir("data") / "test_sets.json").read_text(encoding="utf-8"))
-        model = self.student(model_path)
+        model = self.student(model_path, dtype=e.get("dtype"))
         evaluate_many(
             model,
             self.tokenizer,

@@ -55,6 +55,33 @@ def prepare(args: argparse.Namespace, tokenizer: object) -> tuple[object, object
     return train, heldout
 
 
+def probe(args: argparse.Namespace, train: object, tok: object) -> None:
+    """Is the answer predictor usable? L_p with all rationale tokens kept vs all masked."""
+    import torch
+
+    from kpod.models import load_model
+    from kpod.weighting.train import WeightingCollator, WeightingConfig, build_module
+
+    batch = WeightingCollator(pad_token_id=tok.pad_token_id)(  # type: ignore[attr-defined]
+        [train[i] for i in range(16)]  # type: ignore[index]
+    )
+    for layers in [int(x) for x in args.probe.split(",")]:
+        cfg = WeightingConfig(
+            output_dir=str(Path(args.out) / "probe"),
+            predictor_layers=layers or None,
+            max_prefixes=1,
+        )
+        module = build_module(cfg, tok, student=load_model("smollm2-135m")).eval()
+        for name, bias in (("all kept", 30.0), ("all masked", -30.0)):
+            module.generator.mlp[-1].bias.data.fill_(bias)
+            with torch.no_grad():
+                lp = float(module(**batch)["prefix_loss"])
+            print(
+                f"PROBE predictor_layers={layers or 'all'} {name}: L_p = {lp:.3f} nats/answer token",
+                flush=True,
+            )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -63,18 +90,27 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "runs" / "weighting-gsm8k"))
     ap.add_argument("--n-train", type=int, default=650)
     ap.add_argument("--n-heldout", type=int, default=100)
-    ap.add_argument("--predictor-layers", type=int, default=10)
-    ap.add_argument("--max-prefixes", type=int, default=3)
+    ap.add_argument(
+        "--predictor-layers", type=int, default=None, help="first L layers (default all)"
+    )
+    ap.add_argument("--max-prefixes", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--epochs", type=float, default=3.0)
-    ap.add_argument("--warmup-steps", type=int, default=120, help="predictor warm-up steps")
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--warmup-steps", type=int, default=0, help="predictor warm-up steps")
+    ap.add_argument("--no-bf16", action="store_true", help="train in fp32")
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--init-keep", type=float, default=0.9)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--measure", type=int, default=0, help="only time this many steps and exit")
     ap.add_argument("--analyse-only", action="store_true")
+    ap.add_argument(
+        "--probe",
+        default=None,
+        help="comma-separated predictor layer counts (0 = all): print L_p on 16 training "
+        "examples with every rationale token kept vs every one masked, then exit",
+    )
     args = ap.parse_args()
 
     import torch
@@ -113,9 +149,9 @@ def main() -> int:
         num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size,
         logging_steps=5,
-        save_steps=50,
+        save_steps=10,
         save_total_limit=2,
-        bf16=True,
+        bf16=not args.no_bf16,
         use_cpu=True,
         dataloader_num_workers=0,
         seed=0,
@@ -123,6 +159,9 @@ def main() -> int:
         save_strategy="no" if args.measure else "steps",
         resume=not args.measure,
     )
+    if args.probe:
+        probe(args, train, tok)
+        return 0
     if not args.analyse_only:
         t1 = time.time()
         if args.measure:
@@ -138,7 +177,14 @@ def main() -> int:
             return 0
         print(f"trained in {dt:.0f} s", flush=True)
 
-    module = KeypointWeighting.load(out)
+    module_dir = out
+    if not (out / "weighting.safetensors").is_file():  # unfinished run: latest checkpoint
+        cks = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        if not cks:
+            raise SystemExit(f"no module or checkpoint under {out}")
+        module_dir = cks[-1]
+    print(f"analysing {module_dir}", flush=True)
+    module = KeypointWeighting.load(module_dir)
     scored = score_dataset(heldout, module, tokenizer=tok)
     scored.save_to_disk(str(out / "scored_heldout"))
     table = class_table(scored, tok)
@@ -157,6 +203,7 @@ def main() -> int:
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} torch threads",
         "args": vars(args),
+        "module": str(module_dir),
         "total_wall_s_this_invocation": round(time.time() - t0),
         "peak_rss_mib_this_invocation": round(peak_rss_mib()),
         "last_logs": log[-3:],

@@ -60,26 +60,40 @@ def token_class(text: str, question: str = "") -> str:
 
 
 def class_table(scored: Any, tokenizer: Any, *, min_count: int = 5) -> dict[str, Any]:
-    """Mean weight, share kept (w > 0.5) and count per class over rationale tokens.
+    """Mean weight, share kept (w > 0.5), mean rank and count per class.
+
+    The mean within-rationale rank (0 = the lowest weight of its rationale,
+    1 = the highest, 0.5 = no preference) compares classes even when the
+    weights are all small.
 
     Also lists the ``top`` and ``bottom`` 15 token strings by mean weight
     among those seen at least ``min_count`` times.
     """
     per_class: dict[str, list[float]] = defaultdict(list)
+    per_class_rank: dict[str, list[float]] = defaultdict(list)
     per_token: dict[str, list[float]] = defaultdict(list)
     for row in scored:
         q = row.get("question", "")
-        for tid, s, w in zip(row["input_ids"], row["step_ids"], row["token_weights"], strict=True):
-            if s < 0:
-                continue
+        toks = [
+            (tid, float(w))
+            for tid, s, w in zip(
+                row["input_ids"], row["step_ids"], row["token_weights"], strict=True
+            )
+            if s >= 0
+        ]
+        ranks = _percentile_ranks([w for _, w in toks])
+        for (tid, w), r in zip(toks, ranks, strict=True):
             text = tokenizer.decode([tid])
-            per_class[token_class(text, q)].append(float(w))
-            per_token[text.strip() or repr(text)].append(float(w))
+            cls = token_class(text, q)
+            per_class[cls].append(w)
+            per_class_rank[cls].append(r)
+            per_token[text.strip() or repr(text)].append(w)
     classes = {
         c: {
             "n": len(v),
-            "mean_weight": round(sum(v) / len(v), 4),
+            "mean_weight": float(f"{sum(v) / len(v):.4g}"),
             "kept_share": round(sum(x > 0.5 for x in v) / len(v), 4),
+            "mean_rank": round(sum(per_class_rank[c]) / len(v), 4),
         }
         for c in CLASSES
         if (v := per_class.get(c))
@@ -88,30 +102,57 @@ def class_table(scored: Any, tokenizer: Any, *, min_count: int = 5) -> dict[str,
         ((t, sum(v) / len(v), len(v)) for t, v in per_token.items() if len(v) >= min_count),
         key=lambda x: -x[1],
     )
-    fmt = [{"token": t, "mean_weight": round(m, 4), "n": n} for t, m, n in ranked]
+    fmt = [{"token": t, "mean_weight": float(f"{m:.4g}"), "n": n} for t, m, n in ranked]
     all_w = [x for v in per_class.values() for x in v]
     return {
         "classes": classes,
-        "overall": {"n": len(all_w), "mean_weight": round(sum(all_w) / max(len(all_w), 1), 4)},
+        "overall": {
+            "n": len(all_w),
+            "mean_weight": float(f"{sum(all_w) / max(len(all_w), 1):.4g}"),
+        },
         "top": fmt[:15],
         "bottom": fmt[-15:][::-1],
     }
 
 
+def _percentile_ranks(values: list[float]) -> list[float]:
+    """Within-example rank of each value in [0, 1] (ties share their mean rank)."""
+    n = len(values)
+    if n <= 1:
+        return [0.5] * n
+    order = sorted(range(n), key=lambda i: values[i])
+    ranks = [0.0] * n
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 / (n - 1)
+        i = j + 1
+    return ranks
+
+
 def markdown_table(table: dict[str, Any]) -> str:
-    lines = ["| class | tokens | mean weight | kept (w > 0.5) |", "| --- | ---: | ---: | ---: |"]
+    lines = [
+        "| class | tokens | mean weight | kept (w > 0.5) | mean within-rationale rank |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for c, v in table["classes"].items():
-        lines.append(f"| {c} | {v['n']} | {v['mean_weight']:.3f} | {100 * v['kept_share']:.1f}% |")
+        lines.append(
+            f"| {c} | {v['n']} | {v['mean_weight']:.3g} | {100 * v['kept_share']:.1f}% "
+            f"| {v['mean_rank']:.3f} |"
+        )
     o = table["overall"]
-    lines.append(f"| all rationale tokens | {o['n']} | {o['mean_weight']:.3f} | |")
+    lines.append(f"| all rationale tokens | {o['n']} | {o['mean_weight']:.3g} | | 0.5 |")
     lines.append("")
     lines.append(
         "Highest mean weight: "
-        + ", ".join(f"`{t['token']}` {t['mean_weight']:.2f}" for t in table["top"])
+        + ", ".join(f"`{t['token']}` {t['mean_weight']:.3g}" for t in table["top"])
     )
     lines.append("")
     lines.append(
         "Lowest mean weight: "
-        + ", ".join(f"`{t['token']}` {t['mean_weight']:.2f}" for t in table["bottom"])
+        + ", ".join(f"`{t['token']}` {t['mean_weight']:.3g}" for t in table["bottom"])
     )
     return "\n".join(lines)

@@ -284,3 +284,27 @@ def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int) -> None:
         costs, clusters, budget=budget, modular=costs.copy(), algorithm="greedy_max"
     )
     assert fast.indices.tolist() == generic.indices.tolist()
+
+
+def test_gil_is_released_during_selection() -> None:
+    import threading
+
+    rng = np.random.default_rng(0)
+    n = 400_000
+    costs = rng.uniform(0.1, 5.0, n)
+    clusters = rng.integers(0, 5, n)
+    done = threading.Event()
+
+    def work() -> None:
+        for _ in range(3):
+            kpod.select(costs, clusters, budget=float(costs.sum() * 0.3))
+        done.set()
+
+    thread = threading.Thread(target=work)
+    ticks = 0
+    thread.start()
+    while not done.is_set():
+        ticks += 1  # Python bytecode runs only while the native call has released the GIL
+        done.wait(0.001)
+    thread.join()
+    assert ticks > 20

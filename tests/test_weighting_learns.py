@@ -105,10 +105,14 @@ def test_weights_rank_key_tokens_above_filler_and_alpha_controls_sparsity(task, 
     w_low, key = _weights(low, task)
     auc = roc_auc_score(key.numpy(), w_low.numpy())
     assert auc >= 0.9, f"ROC-AUC of key vs filler tokens {auc:.3f}"
+    print(
+        f"alpha 0.5: ROC-AUC {auc:.3f}, mean w key {w_low[key].mean():.3g}, filler {w_low[~key].mean():.3g}"
+    )
     assert w_low[key].mean() > 10 * w_low[~key].mean()
 
     high = _train(task, 3.0, tmp_path)
     w_high, _ = _weights(high, task)
+    print(f"alpha 3.0: sum w {w_high.sum():.3g} vs {w_low.sum():.3g} at alpha 0.5")
     # expected number of kept tokens (sum of w) and hard keeps (w > 0.5) both shrink
     assert w_high.sum() < w_low.sum()
     assert (w_high > 0.5).sum() <= (w_low > 0.5).sum()

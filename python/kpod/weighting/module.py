@@ -374,8 +374,6 @@ class KeypointWeighting(nn.Module):
                 "create one with `kpod weights train`"
             )
         config = ModuleConfig.from_json(cfg_path.read_text(encoding="utf-8"))
-        if predictor is None and (d / PREDICTOR_DIR).is_dir():
-            predictor = None  # scoring does not need it; callers load it explicitly
         module = cls(config, None, predictor, alpha=alpha)
         state = load_file(str(w_path))
         gen = {

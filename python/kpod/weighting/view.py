@@ -129,7 +129,7 @@ def render_png(
         lines.append(line)
         lines.append([])  # gap between rationales
     char_w, line_h = 1.0 / width_chars, 1.0 / max(len(lines), 1)
-    fig = plt.figure(figsize=(width_chars * 0.09, max(len(lines), 1) * 0.28))
+    fig = plt.figure(figsize=(width_chars * 0.075 + 0.2, max(len(lines), 1) * 0.28))
     cmap = plt.get_cmap("Reds")
     for li, line in enumerate(lines):
         x = 0.0

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 STEPS = (
     "data",
@@ -334,9 +334,12 @@ class Run:
         if not self.weights_enabled:
             (out / "disabled").write_text("equal token weights: no module trained\n")
             return
+        from kpod.training.config import normalize_yaml_strategies
         from kpod.weighting.train import WeightingConfig, train_weighting
 
-        opts = {k: v for k, v in self.config.weighting.items() if k != "enabled"}
+        opts = normalize_yaml_strategies(
+            {k: v for k, v in self.config.weighting.items() if k != "enabled"}
+        )
         opts.setdefault("student", self.config.student)
         opts.setdefault("seed", self.config.seed)
         opts["output_dir"] = str(out / "module")
@@ -410,9 +413,7 @@ class Run:
         self._evaluate(out, None)
 
     def step_train(self, out: Path) -> None:
-        from transformers import HfArgumentParser
-
-        from kpod.training.config import KpodConfig
+        from kpod.training.config import config_from_dict
         from kpod.training.trainer import train_kpod
 
         ds = self.load_dataset("difficulty")
@@ -424,7 +425,7 @@ class Run:
         opts.setdefault("seed", self.config.seed)
         opts["kind"] = self.config.kind
         opts["output_dir"] = str(out)
-        (cfg,) = HfArgumentParser(cast(Any, KpodConfig)).parse_dict(opts, allow_extra_keys=False)
+        cfg = config_from_dict(opts)
         train_kpod(self.student(), self.tokenizer, ds, cfg, out, resume_from_checkpoint=True)
 
     def step_eval_after(self, out: Path) -> None:

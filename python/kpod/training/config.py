@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from transformers import HfArgumentParser, TrainingArguments
 
-__all__ = ["ABLATIONS", "KpodConfig", "load_config"]
+__all__ = ["ABLATIONS", "KpodConfig", "config_from_dict", "load_config"]
 
 # flag -> the paper's name for the ablation (Table 2)
 ABLATIONS = {
@@ -264,9 +264,24 @@ def load_config(path: str | Path, **overrides: Any) -> KpodConfig:
             f"{path} must hold a mapping of KpodConfig fields, got {type(data).__name__}"
         )
     data.update(overrides)
+    return config_from_dict(data)
+
+
+def normalize_yaml_strategies(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with YAML 1.1's bare ``no`` (read as ``False``) back to ``"no"``."""
+    data = dict(data)
     for key in ("save_strategy", "eval_strategy", "logging_strategy"):
-        if data.get(key) is False:  # YAML 1.1 reads a bare `no` as false
+        if data.get(key) is False:
             data[key] = "no"
+    return data
+
+
+def config_from_dict(data: dict[str, Any]) -> KpodConfig:
+    """A ``KpodConfig`` from a mapping of its fields (as read from YAML).
+
+    Unknown keys raise ``ValueError`` naming them.
+    """
+    data = normalize_yaml_strategies(data)
     parser = HfArgumentParser(cast(Any, KpodConfig))
     (cfg,) = parser.parse_dict(data, allow_extra_keys=False)
     return cfg

@@ -82,6 +82,37 @@ def probe(args: argparse.Namespace, train: object, tok: object) -> None:
             )
 
 
+def init_control(args: argparse.Namespace, heldout: object, tok: object) -> None:
+    """What an UNTRAINED generator's weights look like per class (the control)."""
+    import torch
+
+    from kpod.models import load_model
+    from kpod.weighting.analysis import class_table
+    from kpod.weighting.score import score_dataset
+    from kpod.weighting.train import WeightingConfig, build_module
+
+    student = load_model("smollm2-135m")
+    rows = {}
+    for seed in range(args.init_control):
+        torch.manual_seed(seed)
+        cfg = WeightingConfig(output_dir=str(Path(args.out) / "control"), init_keep=args.init_keep)
+        module = build_module(cfg, tok, student=student).eval()
+        scored = score_dataset(heldout, module, progress=False)
+        rows[seed] = class_table(scored, tok)["classes"]
+    classes = list(rows[0])
+    lines = [
+        "| class | " + " | ".join(f"rank, init seed {s}" for s in rows) + " |",
+        "| --- |" + " ---: |" * len(rows),
+    ]
+    for c in classes:
+        lines.append(
+            f"| {c} | " + " | ".join(f"{rows[s][c]['mean_rank']:.3f}" for s in rows) + " |"
+        )
+    text = "\n".join(lines)
+    (Path(args.out) / "classes_init_control.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,6 +136,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--measure", type=int, default=0, help="only time this many steps and exit")
     ap.add_argument("--analyse-only", action="store_true")
+    ap.add_argument(
+        "--init-control",
+        type=int,
+        default=0,
+        help="class table of N untrained generators (seeds 0..N-1) on the held-out set, then exit",
+    )
     ap.add_argument(
         "--probe",
         default=None,
@@ -161,6 +198,9 @@ def main() -> int:
     )
     if args.probe:
         probe(args, train, tok)
+        return 0
+    if args.init_control:
+        init_control(args, heldout, tok)
         return 0
     if not args.analyse_only:
         t1 = time.time()

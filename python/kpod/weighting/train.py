@@ -308,6 +308,9 @@ def train_weighting(
     ):
         check_example(row["step_ids"], row["answer_mask"], repr(row.get("id", f"#{i}")))
     dataset = _filter_length(dataset, config.max_length)
+    from transformers import set_seed
+
+    set_seed(config.seed)  # the generator's initialisation follows config.seed
     module = build_module(config, tokenizer, student=student, predictor=predictor)
     trainer = WeightingTrainer(
         model=module,

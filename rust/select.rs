@@ -628,6 +628,231 @@ impl Levels {
     }
 }
 
+/// Phase 3 and the fill for any objective: every item sits in the FIFO list
+/// of the level of its last known density (index order first, then the
+/// order of demotion) and is re-evaluated when its level is processed.
+#[allow(clippy::too_many_arguments)]
+fn item_levels(
+    p: &Problem<'_>,
+    budget: f64,
+    cand: &[u32],
+    upper: &[f64],
+    levels: &Levels,
+    pre: &mut Prefixes,
+    wv: &mut Weights,
+    evals: &mut u64,
+) {
+    let taus = &levels.taus;
+    let fill = taus.len();
+    // Entries carry cost and cluster so a pass reads its list sequentially.
+    let first_level: Vec<u32> = cand
+        .iter()
+        .zip(upper)
+        .map(|(&i, &u)| levels.of(u / p.costs[i as usize]) as u32)
+        .collect();
+    let mut sizes = vec![0usize; fill + 1];
+    for &l in &first_level {
+        sizes[l as usize] += 1;
+    }
+    let mut buckets: Vec<Vec<Slot>> = sizes.iter().map(|&k| Vec::with_capacity(k)).collect();
+    for (&i, &l) in cand.iter().zip(&first_level) {
+        let iu = i as usize;
+        let c = p.costs[iu];
+        buckets[l as usize].push(Slot {
+            cost: c,
+            item: i,
+            cluster: p.cluster[iu],
+        });
+    }
+    for r in 0..=fill {
+        let bucket = std::mem::take(&mut buckets[r]);
+        if bucket.is_empty() {
+            continue;
+        }
+        let tau = if r < fill { taus[r] } else { 0.0 };
+        for &slot in &bucket {
+            let iu = slot.item as usize;
+            let c = slot.cost;
+            if pre.spent + c > budget {
+                continue;
+            }
+            let g = p.gain_kc(iu, slot.cluster as usize, c, wv);
+            *evals += 1;
+            if r == fill {
+                if g > 0.0 {
+                    pre.take_kc(p, iu, slot.cluster, c, g, wv);
+                }
+                continue;
+            }
+            let d = g / c;
+            if d >= tau && g > 0.0 {
+                pre.take_kc(p, iu, slot.cluster, c, g, wv);
+            } else {
+                let lv = levels.of(d);
+                buckets[lv.max(r + 1)].push(slot);
+            }
+        }
+    }
+}
+
+/// The affordable items of every cluster in (cost, index) order, sorted
+/// lazily: one counting pass groups them by cluster and by a cost band (the
+/// high bits of the float, which order positive floats like their values),
+/// and a band is sorted only when its cluster's cheapest remaining item
+/// reaches it. The threshold pass of the KPOD objective only ever consumes a
+/// cluster from its cheap end, so most bands are never sorted.
+struct CostOrder {
+    /// (cost, item), grouped by cluster, then band; sorted bands in (cost, item) order.
+    entries: Vec<(f64, u32)>,
+    /// Start of band b of cluster k at `start[k * bands + b]`.
+    start: Vec<u32>,
+    bands: usize,
+    /// Per cluster: the next entry not yet consumed.
+    pos: Vec<u32>,
+    /// Per cluster: end of the sorted bands.
+    sorted_end: Vec<u32>,
+    /// Per cluster: the next band to sort (a global band index).
+    next_band: Vec<u32>,
+}
+
+impl CostOrder {
+    fn new(p: &Problem<'_>, cand: &[u32]) -> Self {
+        let k = p.n_clusters.max(1);
+        let bands = (cand.len() / k / 8).next_power_of_two().clamp(1, 4096);
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for &i in cand {
+            let b = p.costs[i as usize].to_bits();
+            lo = lo.min(b);
+            hi = hi.max(b);
+        }
+        let span = hi.saturating_sub(lo);
+        let mut shift = 0u32;
+        while shift < 64 && (span >> shift) >= bands as u64 {
+            shift += 1;
+        }
+        let band = |i: usize| {
+            let local = if shift >= 64 {
+                0
+            } else {
+                ((p.costs[i].to_bits() - lo) >> shift) as usize
+            };
+            p.cluster[i] as usize * bands + local
+        };
+        let mut start = vec![0u32; k * bands + 1];
+        for &i in cand {
+            start[band(i as usize) + 1] += 1;
+        }
+        for b in 0..k * bands {
+            start[b + 1] += start[b];
+        }
+        let mut next = start.clone();
+        let mut entries = vec![(0.0, 0u32); cand.len()];
+        for &i in cand {
+            let b = band(i as usize);
+            entries[next[b] as usize] = (p.costs[i as usize], i);
+            next[b] += 1;
+        }
+        drop(next);
+        let first: Vec<u32> = (0..k).map(|c| start[c * bands]).collect();
+        CostOrder {
+            entries,
+            start,
+            bands,
+            pos: first.clone(),
+            sorted_end: first,
+            next_band: (0..k).map(|c| (c * bands) as u32).collect(),
+        }
+    }
+
+    /// The cheapest remaining (cost, item) of cluster c (ties: lower index).
+    #[inline]
+    fn head(&mut self, c: usize) -> Option<(f64, u32)> {
+        let at = self.pos[c] as usize;
+        if at < self.sorted_end[c] as usize {
+            return Some(self.entries[at]);
+        }
+        let last = (c + 1) * self.bands;
+        while (self.next_band[c] as usize) < last {
+            let b = self.next_band[c] as usize;
+            self.next_band[c] += 1;
+            let (s, e) = (self.start[b] as usize, self.start[b + 1] as usize);
+            if s == e {
+                continue;
+            }
+            self.entries[s..e].sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            self.sorted_end[c] = e as u32;
+            return Some(self.entries[s]);
+        }
+        None
+    }
+
+    /// Consumes the head of cluster c.
+    #[inline]
+    fn pop(&mut self, c: usize) {
+        self.pos[c] += 1;
+    }
+}
+
+/// Phase 3 and the fill for the KPOD objective (modular = costs, v = 1,
+/// beta > 0). Inside a cluster every gain is `c_i + y_k` with one shared
+/// `y_k > 0`, so the density `1 + y_k / c_i` falls with the cost: the
+/// cheapest remaining item of a cluster is its densest, and nothing dearer
+/// can pass a threshold it fails. The FIFO level lists therefore hold
+/// clusters, not items: a cluster starts at the level of its cheapest
+/// item's phase-1 density, and when its level is processed its cheapest
+/// remaining items are evaluated and added while they fit and pass; the
+/// first that fails sends the cluster to the level of that item's density,
+/// and a cheapest item that no longer fits retires the cluster (nothing in
+/// it can fit again). The fill adds a cluster's items cheapest first while
+/// they fit. Each item is still evaluated at most once per level.
+#[allow(clippy::too_many_arguments)]
+fn kpod_levels(
+    p: &Problem<'_>,
+    budget: f64,
+    cand: &[u32],
+    levels: &Levels,
+    ws0: &Weights,
+    pre: &mut Prefixes,
+    wv: &mut Weights,
+    evals: &mut u64,
+) {
+    let taus = &levels.taus;
+    let fill = taus.len();
+    let mut order = CostOrder::new(p, cand);
+    let mut lists: Vec<Vec<u32>> = vec![Vec::new(); fill + 1];
+    for c in 0..p.n_clusters {
+        if let Some((cost, i)) = order.head(c) {
+            // The phase-1 value u_e of this item, recomputed (same floats).
+            let u = p.gain_kc(i as usize, c, cost, ws0);
+            lists[levels.of(u / cost)].push(c as u32);
+        }
+    }
+    for r in 0..=fill {
+        let list = std::mem::take(&mut lists[r]);
+        let tau = if r < fill { taus[r] } else { 0.0 };
+        for &k in &list {
+            let c = k as usize;
+            while let Some((cost, i)) = order.head(c) {
+                if pre.spent + cost > budget {
+                    break;
+                }
+                let g = p.gain_kc(i as usize, c, cost, wv);
+                *evals += 1;
+                let d = g / cost;
+                if g > 0.0 && (r == fill || d >= tau) {
+                    pre.take_kc(p, i as usize, k, cost, g, wv);
+                    order.pop(c);
+                } else {
+                    if r < fill {
+                        lists[levels.of(d).max(r + 1)].push(k);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// The 1/2 - eps thresholding algorithm; see `docs/scheduler.md` for the
 /// argument. Phases, each evaluation counted:
 /// 1. gains u_e of every affordable item given the free items (n);
@@ -638,7 +863,9 @@ impl Levels {
 ///    to eps max(max u, F(T)) / B; at level r every live affordable item whose
 ///    last known density is >= tau_r is re-evaluated, in index order, and
 ///    added if its density is still >= tau_r, else moved to the level of its
-///    new density (each item visits each level at most once);
+///    new density (each item visits each level at most once); for the KPOD
+///    objective the lists hold clusters whose items are taken cheapest first
+///    (`kpod_levels`), otherwise items (`item_levels`);
 /// 4. a fill pass over the items below the last level (gain > 0 suffices);
 /// 5. Greedy + Max candidates (<= n) and the candidate T; the best is returned.
 fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
@@ -715,62 +942,16 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         }
         taus.push(next);
     }
-    let fill = taus.len();
     let levels = Levels {
         taus,
         inv_lambda: std::f64::consts::LN_2 / -(-eps).ln_1p(),
     };
-    let taus = &levels.taus;
-    // Entries carry cost and cluster so a pass reads its list sequentially.
-    let first_level: Vec<u32> = cand
-        .iter()
-        .zip(&upper)
-        .map(|(&i, &u)| levels.of(u / p.costs[i as usize]) as u32)
-        .collect();
-    let mut sizes = vec![0usize; fill + 1];
-    for &l in &first_level {
-        sizes[l as usize] += 1;
-    }
-    let mut buckets: Vec<Vec<Slot>> = sizes.iter().map(|&k| Vec::with_capacity(k)).collect();
-    for (&i, &l) in cand.iter().zip(&first_level) {
-        let iu = i as usize;
-        let c = p.costs[iu];
-        buckets[l as usize].push(Slot {
-            cost: c,
-            item: i,
-            cluster: p.cluster[iu],
-        });
-    }
     let mut pre = Prefixes::new();
     let mut wv = ws0.clone();
-    for r in 0..=fill {
-        let bucket = std::mem::take(&mut buckets[r]);
-        if bucket.is_empty() {
-            continue;
-        }
-        let tau = if r < fill { taus[r] } else { 0.0 };
-        for &slot in &bucket {
-            let iu = slot.item as usize;
-            let c = slot.cost;
-            if pre.spent + c > budget {
-                continue;
-            }
-            let g = p.gain_kc(iu, slot.cluster as usize, c, &wv);
-            *evals += 1;
-            if r == fill {
-                if g > 0.0 {
-                    pre.take_kc(p, iu, slot.cluster, c, g, &mut wv);
-                }
-                continue;
-            }
-            let d = g / c;
-            if d >= tau && g > 0.0 {
-                pre.take_kc(p, iu, slot.cluster, c, g, &mut wv);
-            } else {
-                let lv = levels.of(d);
-                buckets[lv.max(r + 1)].push(slot);
-            }
-        }
+    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+        kpod_levels(p, budget, &cand, &levels, &ws0, &mut pre, &mut wv, evals);
+    } else {
+        item_levels(p, budget, &cand, &upper, &levels, &mut pre, &mut wv, evals);
     }
     // Phase 5.
     let selected = Bits::of(p.len(), &pre.picks);

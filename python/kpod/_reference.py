@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,6 +202,95 @@ def greedy(f: Objective, budget: float, plus_max: bool) -> tuple[list[int], int]
     return [*free, *run.picks], counter[0]
 
 
+def _item_levels(
+    f: Objective,
+    budget: float,
+    cand: list[int],
+    upper: dict[int, float],
+    taus: list[float],
+    level: Callable[[float], int],
+    w: np.ndarray,
+    run: Run,
+) -> int:
+    """Phase 3 and the fill for any objective: FIFO lists of items per level."""
+    fill = len(taus)
+    evals = 0
+    # Each level is a FIFO list: items enter in index order, then in the
+    # order they are demoted from higher levels.
+    buckets: list[list[int]] = [[] for _ in range(fill + 1)]
+    for i in cand:
+        buckets[level(upper[i] / float(f.costs[i]))].append(i)
+    for r in range(fill + 1):
+        for i in buckets[r]:
+            c = float(f.costs[i])
+            if run.spent + c > budget:
+                continue  # no longer fits, and never will
+            g = float(f.gains(np.array([i]), w)[0])
+            evals += 1
+            if r == fill:
+                if g > 0.0:
+                    run.take(f, i, g, w)
+                continue
+            d = g / c
+            if d >= taus[r] and g > 0.0:
+                run.take(f, i, g, w)
+            else:
+                buckets[max(level(d), r + 1)].append(i)
+    return evals
+
+
+def _kpod_levels(
+    f: Objective,
+    budget: float,
+    cand: list[int],
+    taus: list[float],
+    level: Callable[[float], int],
+    w0: np.ndarray,
+    w: np.ndarray,
+    run: Run,
+) -> int:
+    """Phase 3 and the fill for the KPOD objective (a = cost, v = 1, beta > 0).
+
+    Inside a cluster the density 1 + y_k / c_i falls with the cost, so the
+    FIFO level lists hold clusters: each cluster's items are taken cheapest
+    first (ties: lower index) while they fit and pass the level; the first
+    that fails moves the cluster to the level of its density, and a cheapest
+    item that no longer fits retires the cluster.
+    """
+    fill = len(taus)
+    evals = 0
+    by_cluster: dict[int, list[int]] = {}
+    for i in cand:
+        by_cluster.setdefault(int(f.clusters[i]), []).append(i)
+    queue = {
+        k: sorted(items, key=lambda i: (float(f.costs[i]), i)) for k, items in by_cluster.items()
+    }
+    lists: list[list[int]] = [[] for _ in range(fill + 1)]
+    for k in sorted(queue):
+        head = queue[k][0]
+        u = float(f.gains(np.array([head]), w0)[0])  # the phase-1 value, not re-counted
+        lists[level(u / float(f.costs[head]))].append(k)
+    for r in range(fill + 1):
+        for k in lists[r]:
+            items = queue[k]
+            while items:
+                i = items[0]
+                c = float(f.costs[i])
+                if run.spent + c > budget:
+                    break  # retired: nothing in this cluster fits any more
+                g = float(f.gains(np.array([i]), w)[0])
+                evals += 1
+                d = g / c
+                if g > 0.0 and (r == fill or d >= taus[r]):
+                    run.take(f, i, g, w)
+                    items.pop(0)
+                else:
+                    if r < fill:
+                        lists[max(level(d), r + 1)].append(k)
+                    break
+    return evals
+
+
 def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
     """The 1/2 - eps thresholding algorithm, phase by phase as in ``rust/select.rs``."""
     free, cand = _split(f, budget)
@@ -256,29 +346,12 @@ def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
     def level(d: float) -> int:
         return next((r for r, t in enumerate(taus) if t <= d), fill)
 
-    # Each level is a FIFO list: items enter in index order, then in the
-    # order they are demoted from higher levels.
-    buckets: list[list[int]] = [[] for _ in range(fill + 1)]
-    for i in cand:
-        buckets[level(upper[i] / float(f.costs[i]))].append(i)
     run = Run.empty()
     w = w0.copy()
-    for r in range(fill + 1):
-        for i in buckets[r]:
-            c = float(f.costs[i])
-            if run.spent + c > budget:
-                continue  # no longer fits, and never will
-            g = float(f.gains(np.array([i]), w)[0])
-            evals += 1
-            if r == fill:
-                if g > 0.0:
-                    run.take(f, i, g, w)
-                continue
-            d = g / c
-            if d >= taus[r] and g > 0.0:
-                run.take(f, i, g, w)
-            else:
-                buckets[max(level(d), r + 1)].append(i)
+    if f.modular is None and f.values is None and f.beta > 0.0:
+        evals += _kpod_levels(f, budget, cand, taus, level, w0, w, run)
+    else:
+        evals += _item_levels(f, budget, cand, upper, taus, level, w, run)
     # Phase 5: Greedy + Max candidates and the suffix candidate.
     counter = [0]
     aug = _best_single_addition(f, budget, w0, run, cand, upper, counter)

@@ -768,6 +768,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, full: bool = False) -> Non
         help="also run apricot-select and submodlib-py on the same instances (default: %(default)s)",
     )
     parser.add_argument(
+        "--peer-names",
+        default=",".join(PEERS),
+        help="which peers --peers runs (default: %(default)s)",
+    )
+    parser.add_argument(
         "--peer-cap",
         type=float,
         default=120.0 if full else 30.0,
@@ -874,6 +879,7 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
     sizes = _parse_sizes(args.sizes)
     ks = [int(x) for x in _parse_sizes(args.clusters)]
     algorithms = _parse_choice(args.algorithms, ALGORITHMS, "--algorithms")
+    peers = _parse_choice(args.peer_names, PEERS, "--peer-names") if args.peers else []
     if not 0.0 < args.eps < 1.0:
         raise ValueError(f"--eps must be in (0, 1), got {args.eps}")
     if args.repeats < 1:
@@ -915,8 +921,8 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
                     _progress(f"  {iso.status}: {iso.message}")
                 select_rows.append(row)
                 sink.write({"kind": "select", **row, "raw": iso.result})
-            if args.peers and n <= args.peer_max_n:
-                for peer in PEERS:
+            if n <= args.peer_max_n:
+                for peer in peers:
                     _progress(
                         f"kpod bench: peer {peer} n={_fmt_n(n)} K={k} (cap {args.peer_cap:g} s) ..."
                     )

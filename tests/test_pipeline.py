@@ -44,6 +44,7 @@ def _config(tmp: Path, student: Path, **training: object) -> Path:
             "per_device_train_batch_size": 4,
             "hidden_size": 16,
             "max_prefixes": 2,
+            "max_examples": 8,
             "save_strategy": False,  # YAML 1.1 reads a bare `no` so
         },
         "clusters": {"k": 2},

@@ -337,14 +337,21 @@ class Run:
         from kpod.training.config import normalize_yaml_strategies
         from kpod.weighting.train import WeightingConfig, train_weighting
 
+        # pipeline-level keys; the rest are WeightingConfig fields
+        local = {"enabled", "max_examples"}
         opts = normalize_yaml_strategies(
-            {k: v for k, v in self.config.weighting.items() if k != "enabled"}
+            {k: v for k, v in self.config.weighting.items() if k not in local}
         )
         opts.setdefault("student", self.config.student)
         opts.setdefault("seed", self.config.seed)
         opts["output_dir"] = str(out / "module")
         cfg = WeightingConfig(**opts)
-        train_weighting(self.load_dataset("data"), cfg, self.tokenizer)
+        ds = self.load_dataset("data")
+        limit = self.config.weighting.get("max_examples")
+        if limit and len(ds) > int(limit):
+            # The module sees a seeded random subset; every example is scored later.
+            ds = ds.shuffle(seed=self.config.seed).select(range(int(limit)))
+        train_weighting(ds, cfg, self.tokenizer)
 
     def step_scores(self, out: Path) -> None:
         ds = self.load_dataset("data")

@@ -85,6 +85,9 @@ pub struct Curriculum {
     given: Vec<i64>,
     stage: u32,
     written: f64,
+    /// Per-stage buffers (questions, costs, cluster ids of the ground set),
+    /// kept between stages so a stage does not fault in fresh pages.
+    scratch: (Vec<u32>, Vec<f64>, Vec<u32>),
 }
 
 fn check_config(cfg: &CurriculumConfig) -> Result<()> {
@@ -180,6 +183,7 @@ impl Curriculum {
             given,
             stage: 0,
             written: 0.0,
+            scratch: (Vec::new(), Vec::new(), Vec::new()),
         };
         cur.written = cur.written_from_scratch();
         Ok(cur)
@@ -254,9 +258,13 @@ impl Curriculum {
         // steps that would move (all of them after stage T).
         let step = if forced { i64::MAX } else { delta };
         let n = self.given.len();
-        let mut qs: Vec<u32> = Vec::with_capacity(n);
-        let mut costs: Vec<f64> = Vec::with_capacity(n);
-        let mut ids: Vec<u32> = Vec::with_capacity(n);
+        let (mut qs, mut costs, mut ids) = std::mem::take(&mut self.scratch);
+        qs.clear();
+        costs.clear();
+        ids.clear();
+        qs.reserve(n);
+        costs.reserve(n);
+        ids.reserve(n);
         for (i, &c) in self.given.iter().enumerate() {
             if c > 0 {
                 let hi = self.offsets[i] + c as usize;
@@ -305,6 +313,7 @@ impl Curriculum {
                 (self.given[q] - delta).max(0)
             };
         }
+        self.scratch = (qs, costs, sub.ids);
         self.written = if forced {
             self.total
         } else {

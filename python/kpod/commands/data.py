@@ -14,19 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-_FORMATS = (
-    "auto",
-    "gsm8k",
-    "mcc-kd",
-    "dss-palm",
-    "svamp",
-    "asdiv",
-    "csqa",
-    "jsonl",
-    "json",
-    "csv",
-    "parquet",
-)
+
+def _formats() -> tuple[str, ...]:
+    from kpod.data.loaders import FORMATS
+
+    return ("auto", *FORMATS)
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +35,7 @@ def register(subparsers: Any) -> None:
             "path", help="input file (or a dss-palm 'llm' folder); see docs/data.md for formats"
         )
         p.add_argument(
-            "--format", default="auto", choices=_FORMATS, help="input format (default: detect)"
+            "--format", default="auto", choices=_formats(), help="input format (default: detect)"
         )
         p.add_argument(
             "--columns",

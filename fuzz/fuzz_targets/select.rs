@@ -31,7 +31,9 @@ fuzz_target!(|inp: Input| {
         1 => Algorithm::GreedyMax,
         _ => Algorithm::Density,
     };
-    let Ok(cl) = DenseClusters::from_ids("clusters", &inp.clusters) else { return };
+    let Ok(cl) = DenseClusters::from_ids("clusters", &inp.clusters) else {
+        return;
+    };
     let Ok(p) = Problem::new(
         &inp.costs,
         inp.modular.as_deref(),
@@ -42,7 +44,11 @@ fuzz_target!(|inp: Input| {
     ) else {
         return;
     };
-    let opts = Options { budget: inp.budget, algorithm, eps: inp.eps };
+    let opts = Options {
+        budget: inp.budget,
+        algorithm,
+        eps: inp.eps,
+    };
     if let Ok(s) = select(&p, &opts) {
         assert!(s.cost <= inp.budget);
         let mut seen = s.indices.clone();

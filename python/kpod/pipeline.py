@@ -146,7 +146,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     out = dict(data)
     out["train"] = fix(out["train"])
     test = out.get("test") or {}
-    if isinstance(test, (str, dict)) and not isinstance(test, dict):
+    if isinstance(test, str):
         test = {"test": test}
     out["test"] = {name: fix(spec) for name, spec in dict(test).items()}
     return out
@@ -497,7 +497,6 @@ class Run:
     def run(self) -> dict[str, Any]:
         for step in STEPS:
             self.run_step(step, getattr(self, f"step_{step}"))
-        self.step_report(self.step_dir("report"))
         return json.loads((self.dir / "metrics.json").read_text(encoding="utf-8"))
 
 

@@ -14,6 +14,7 @@
 //! positive marginal gain. Ties go to the lower index.
 
 use std::cmp::Ordering;
+use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 use std::str::FromStr;
 
@@ -206,19 +207,20 @@ fn best_single_addition(
         hist[*slot as usize] = (j as u32 + 1, w);
         *slot += 1;
     }
-    // j(e) lookup. slot(x) = floor(x GRID / B); last_ge[b] = the last prefix
+    // j(e) lookup. slot(x) = floor(x grid / B); last_ge[b] = the last prefix
     // whose remaining budget B - cum[j] has slot >= b. An item of slot b
     // then has j(e) in [last_ge[b + 1], last_ge[b]], searched with the exact
     // predicate `cum[j] + c <= B`; when rounding breaks the bracket, the
     // whole range is searched instead.
-    const GRID: usize = 1 << 14;
-    let scale = GRID as f64 / budget;
-    let slot = |x: f64| ((x.max(0.0) * scale) as usize).min(GRID - 1);
-    let mut last_ge = vec![-1i64; GRID + 1];
+    // About two slots per prefix, so small instances do not pay for a large grid.
+    let grid = (2 * (m + 1)).next_power_of_two().clamp(16, 1 << 14);
+    let scale = grid as f64 / budget;
+    let slot = |x: f64| ((x.max(0.0) * scale) as usize).min(grid - 1);
+    let mut last_ge = vec![-1i64; grid + 1];
     for (j, &s) in pre.cum.iter().enumerate() {
         last_ge[slot(budget - s)] = j as i64;
     }
-    for b in (0..GRID).rev() {
+    for b in (0..grid).rev() {
         last_ge[b] = last_ge[b].max(last_ge[b + 1]);
     }
     let fits = |j: usize, c: f64| pre.cum[j] + c <= budget;
@@ -329,14 +331,24 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
     }
     let w0 = ws.w.clone();
     let mut upper = Vec::with_capacity(if plus_max { cand.len() } else { 0 });
+    if plus_max {
+        // Greedy + Max bounds every later gain of an item by its first one.
+        upper.extend(cand.iter().map(|&i| p.gain_w(i as usize, &ws)));
+        *evals += cand.len() as u64;
+    }
+    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+        let pre = greedy_unit_run(p, budget, &cand, &mut ws, evals);
+        return finish_greedy(p, budget, plus_max, &free, &cand, &w0, &upper, &pre, evals);
+    }
     let k = p.n_clusters;
     let mut per: Vec<Vec<Entry>> = vec![Vec::new(); k];
-    for &i in &cand {
+    for (j, &i) in cand.iter().enumerate() {
         let iu = i as usize;
-        let g = p.gain_w(iu, &ws);
-        if plus_max {
-            upper.push(g);
-        }
+        let g = if plus_max {
+            upper[j]
+        } else {
+            p.gain_w(iu, &ws)
+        };
         per[p.cluster[iu] as usize].push(Entry {
             density: g / p.costs[iu],
             gain: g,
@@ -344,13 +356,10 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
             version: 0,
         });
     }
-    *evals += cand.len() as u64;
-    let mut heaps: Vec<BinaryHeap<Entry>> = per.into_iter().map(BinaryHeap::from).collect();
-    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
-        drop(heaps);
-        let pre = greedy_unit_run(p, budget, &cand, &mut ws, evals);
-        return finish_greedy(p, budget, plus_max, &free, &cand, &w0, &upper, &pre, evals);
+    if !plus_max {
+        *evals += cand.len() as u64;
     }
+    let mut heaps: Vec<BinaryHeap<Entry>> = per.into_iter().map(BinaryHeap::from).collect();
     let mut version = vec![0u32; k];
     // Global heap: one entry per non-empty cluster, its fresh affordable top
     // (`version` of the entry = the cluster's id).
@@ -462,32 +471,48 @@ fn greedy_unit_run(
     evals: &mut u64,
 ) -> Prefixes {
     let k = p.n_clusters;
-    let mut order: Vec<(u32, f64, u32)> = cand
-        .iter()
-        .map(|&i| (p.cluster[i as usize], p.costs[i as usize], i))
-        .collect();
-    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let items: Vec<u32> = order.iter().map(|t| t.2).collect();
+    // Candidates by cluster (a stable counting sort), then by (cost, index)
+    // inside each cluster. Costs here are positive and finite, so their IEEE
+    // bit patterns sort like the numbers.
+    let mut first = vec![0usize; k + 1];
+    for &i in cand {
+        first[p.cluster[i as usize] as usize + 1] += 1;
+    }
+    for c in 0..k {
+        first[c + 1] += first[c];
+    }
+    let mut fill = first.clone();
+    let mut keyed: Vec<(u64, u32)> = vec![(0, 0); cand.len()];
+    for &i in cand {
+        let c = p.cluster[i as usize] as usize;
+        keyed[fill[c]] = (p.costs[i as usize].to_bits(), i);
+        fill[c] += 1;
+    }
+    drop(fill);
+    for c in 0..k {
+        keyed[first[c]..first[c + 1]].sort_unstable();
+    }
+    let items: Vec<u32> = keyed.iter().map(|t| t.1).collect();
     let mut runs: Vec<Run> = Vec::new();
     let mut first_run = vec![0usize; k + 1];
-    let mut pos = 0usize;
-    for (c, first) in first_run.iter_mut().enumerate().take(k) {
-        *first = runs.len();
-        while pos < order.len() && order[pos].0 as usize == c {
-            let cost = order[pos].1;
+    for c in 0..k {
+        first_run[c] = runs.len();
+        let mut pos = first[c];
+        while pos < first[c + 1] {
+            let bits = keyed[pos].0;
             let start = pos;
-            while pos < order.len() && order[pos].0 as usize == c && order[pos].1 == cost {
+            while pos < first[c + 1] && keyed[pos].0 == bits {
                 pos += 1;
             }
             runs.push(Run {
-                cost,
+                cost: f64::from_bits(bits),
                 end: pos as u32,
                 next: start as u32,
             });
         }
     }
     first_run[k] = runs.len();
-    drop(order);
+    drop(keyed);
     let mut head = first_run.clone();
     // Best live affordable item of cluster c: (density, gain, item, run).
     let scan = |c: usize,
@@ -517,7 +542,9 @@ fn greedy_unit_run(
                 }
             }
             let i = items[run.next as usize];
-            let g = p.gain_w(i as usize, ws);
+            // = p.gain_w(i, ws) bit for bit (modular[i] is this run's cost),
+            // without reading the item's own entries at a random address.
+            let g = run.cost + y;
             *evals += 1;
             let d = g / run.cost;
             let better = match best {
@@ -551,21 +578,35 @@ fn greedy_unit_run(
         publish(c, found, &mut global, &mut at_run);
     }
     let mut pre = Prefixes::new();
-    while let Some(top) = global.pop() {
+    // The cluster of the top entry is re-published after every step, so the
+    // top is replaced in place (one sift-down) instead of popped and pushed.
+    while let Some(mut top_ref) = global.peek_mut() {
+        let top = *top_ref;
         let c = top.version as usize;
         let i = top.item as usize;
-        if pre.spent + p.costs[i] > budget {
-            let found = scan(c, &runs, &mut head, ws, pre.spent, evals);
-            publish(c, found, &mut global, &mut at_run);
-            continue;
+        let cost = runs[at_run[c]].cost;
+        let fits = pre.spent + cost <= budget;
+        if fits {
+            if top.gain <= 0.0 {
+                break;
+            }
+            runs[at_run[c]].next += 1;
+            pre.take_kc(p, i, c as u32, cost, top.gain, ws);
         }
-        if top.gain <= 0.0 {
-            break;
+        match scan(c, &runs, &mut head, ws, pre.spent, evals) {
+            Some((d, g, item, r)) => {
+                at_run[c] = r;
+                *top_ref = Entry {
+                    density: d,
+                    gain: g,
+                    item,
+                    version: c as u32,
+                };
+            }
+            None => {
+                PeekMut::pop(top_ref);
+            }
         }
-        runs[at_run[c]].next += 1;
-        pre.take(p, i, top.gain, ws);
-        let found = scan(c, &runs, &mut head, ws, pre.spent, evals);
-        publish(c, found, &mut global, &mut at_run);
     }
     pre
 }

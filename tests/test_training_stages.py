@@ -104,6 +104,30 @@ def test_stage_dataset_switches_stage_without_changing_length() -> None:
         ds.set_given_steps([0])
 
 
+def test_mean_norm_gives_rationale_mean_one_and_keeps_ratios() -> None:
+    # W's rationale weights 0.2, 0.9, 0.3, 0.4, 0.5 have mean 0.46
+    ds = StageDataset([EX], "causal", token_weight_norm="mean")
+    w = ds[0]["token_weights"]
+    rationale = w[2:7]
+    assert sum(rationale) / 5 == pytest.approx(1.0, rel=1e-6)
+    assert rationale[1] / rationale[0] == pytest.approx(0.9 / 0.2, rel=1e-5)
+    assert w[7:] == [1.0, 1.0, 1.0]  # the answer part stays unweighted
+    assert w[:2] == [0.0, 0.0]  # prompt: no loss
+    # a given step moves into the prompt; the rest keep their normalised weights
+    ds.set_given_steps([1])
+    assert ds[0]["token_weights"][4:7] == pytest.approx(rationale[2:], rel=1e-6)
+    # a collapsed module (all weights 0) falls back to weight 1, not to 0/0
+    zero = {**EX, "token_weights": [1.0, 1.0, 0, 0, 0, 0, 0, 1.0, 1.0, 1.0]}
+    assert (
+        StageDataset([zero], "causal", token_weight_norm="mean")[0]["token_weights"][2:]
+        == [1.0] * 8
+    )
+    # the default leaves the paper's raw weights
+    assert StageDataset([EX], "causal")[0]["token_weights"][2:7] == pytest.approx(W[2:7])
+    with pytest.raises(ValueError, match="token_weight_norm"):
+        StageDataset([EX], "causal", token_weight_norm="max")
+
+
 def test_collator_pads_weights_with_labels() -> None:
     col = KpodCollator(pad_token_id=0)
     a = stage_example(EX, 1, "seq2seq", eos_token_id=EOS)

@@ -336,6 +336,8 @@ def test_config_from_yaml_and_errors(tmp_path: Path) -> None:
         load_config(path, not_a_field=1)
     with pytest.raises(ValueError, match="c0"):
         KpodConfig(output_dir=str(tmp_path), c0=1.5, use_cpu=True)
+    with pytest.raises(ValueError, match="token_weight_norm"):
+        KpodConfig(output_dir=str(tmp_path), token_weight_norm="softmax", use_cpu=True)
     with pytest.raises(ValueError, match="remove_unused_columns"):
         KpodConfig(output_dir=str(tmp_path), remove_unused_columns=True, use_cpu=True)
 

@@ -125,6 +125,16 @@ class KpodConfig(TrainingArguments):
             "(token weights still shape the step difficulty)."
         },
     )
+    token_weight_norm: str = field(
+        default="none",
+        metadata={
+            "help": "How the keypoint weights enter the distillation loss: 'none' uses the raw "
+            "sigmoid weights (Eq. 15, the paper); 'mean' divides each example's rationale "
+            "weights by their mean, so the average rationale token keeps weight 1 as in plain "
+            "CoT and only the relative emphasis changes. Use 'mean' when the weighting module's "
+            "mean weight is far below 1 (docs/training.md). Answer tokens stay at 1."
+        },
+    )
     uniform_difficulty: bool = field(
         default=False,
         metadata={
@@ -182,6 +192,11 @@ class KpodConfig(TrainingArguments):
         if self.algorithm not in _ALGORITHMS:
             raise ValueError(
                 f"algorithm must be one of {', '.join(_ALGORITHMS)}, got {self.algorithm!r}"
+            )
+        if self.token_weight_norm not in ("none", "mean"):
+            raise ValueError(
+                f"token_weight_norm must be 'none' (raw weights, Eq. 15) or 'mean' (per-example "
+                f"mean 1), got {self.token_weight_norm!r}"
             )
         if self.stages is not None and self.stages < 1:
             raise ValueError(f"stages (T) must be >= 1, got {self.stages}")

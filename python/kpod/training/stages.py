@@ -130,6 +130,25 @@ def stage_example(
     }
 
 
+def normalize_token_weights(weights: np.ndarray, step_ids: np.ndarray) -> np.ndarray:
+    """Divide an example's rationale-token weights by their mean (``token_weight_norm="mean"``).
+
+    Rationale tokens are those with ``step_ids >= 0``; prompt and answer-part
+    weights are returned unchanged. After this the mean rationale weight is 1,
+    the weight every token has in plain CoT distillation, so the loss keeps its
+    scale even when the weighting module's sigmoid outputs are all small, and
+    the ratios between tokens (the keypoint emphasis) are kept exactly. A
+    rationale whose weights are all 0 (or that has no rationale tokens) gets
+    weight 1 everywhere, since nothing ranks its tokens.
+    """
+    out = np.asarray(weights, dtype=np.float32).copy()
+    mask = np.asarray(step_ids) >= 0
+    if mask.any():
+        mean = float(out[mask].mean(dtype=np.float64))
+        out[mask] = out[mask] / mean if mean > 0 else 1.0
+    return out
+
+
 class StageDataset:
     """Map-style dataset of stage examples whose given-step counts change per stage.
 
@@ -148,8 +167,13 @@ class StageDataset:
         *,
         eos_token_id: int | None = None,
         equal_token_weights: bool = False,
+        token_weight_norm: str = "none",
     ) -> None:
         self.kind: Kind = check_kind(kind)
+        if token_weight_norm not in ("none", "mean"):
+            raise ValueError(
+                f"token_weight_norm must be 'none' or 'mean', got {token_weight_norm!r}"
+            )
         self.eos_token_id = eos_token_id
         self.equal_token_weights = equal_token_weights
         cols = _column_names(examples)
@@ -172,6 +196,11 @@ class StageDataset:
             if equal_token_weights
             else [np.asarray(x, dtype=np.float32) for x in _column(examples, "token_weights")]
         )
+        if self.token_weights is not None and token_weight_norm == "mean":
+            self.token_weights = [
+                normalize_token_weights(w, s)
+                for w, s in zip(self.token_weights, self.step_ids, strict=True)
+            ]
         self.given_steps = np.zeros(len(self.input_ids), dtype=np.int64)
 
     def __len__(self) -> int:

@@ -365,6 +365,7 @@ class KpodTrainer(Trainer):
             self.kind,
             eos_token_id=eos,
             equal_token_weights=args.equal_token_weights,
+            token_weight_norm=args.token_weight_norm,
         )
         self.stage_dataset.kpod_trainer = self
         self._pad_id = int(pad)
@@ -517,7 +518,13 @@ def _eval_stage_data(data: Any, kind: str, eos: int | None, args: KpodConfig) ->
     if isinstance(data, StageDataset) or "step_ids" not in _columns(data):
         return data  # already stage examples (input_ids/labels/token_weights)
     equal = args.equal_token_weights or "token_weights" not in _columns(data)
-    ds = StageDataset(data, kind, eos_token_id=eos, equal_token_weights=equal)
+    ds = StageDataset(
+        data,
+        kind,
+        eos_token_id=eos,
+        equal_token_weights=equal,
+        token_weight_norm=args.token_weight_norm,
+    )
     ds.set_given_steps(np.zeros(len(ds), dtype=np.int64))
     return ds
 

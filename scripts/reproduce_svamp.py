@@ -59,6 +59,7 @@ def base_config(args: argparse.Namespace) -> dict:
                 "asdiv": str(splits / "asdiv_test.jsonl"),
             },
             "max_test": args.max_test,
+            "max_tokens": args.max_tokens,
         },
         # The whole pretrained student, frozen, is the answer predictor: truncated
         # SmolLM2 layers cannot predict the answer at all (docs/weighting.md).
@@ -86,7 +87,7 @@ def base_config(args: argparse.Namespace) -> dict:
             "save_strategy": "epoch",
             "save_total_limit": 1,
         },
-        "evaluation": {"batch_size": 48, "max_new_tokens": 160},
+        "evaluation": {"batch_size": 48, "max_new_tokens": args.max_new_tokens},
     }
 
 
@@ -179,6 +180,13 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--epochs", type=int, default=6, help="training epochs")
     ap.add_argument("--stages", type=int, default=None, help="T (default: half the epochs)")
+    ap.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="drop training examples longer than this (question + rationale + answer tokens)",
+    )
+    ap.add_argument("--max-new-tokens", type=int, default=256, help="generation cap at test time")
     ap.add_argument(
         "--weighting-examples", type=int, default=None, help="cap on the weighting module's data"
     )

@@ -105,3 +105,35 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
         RunConfig.load(bad)
     with pytest.raises(FileNotFoundError):
         RunConfig.load(tmp_path / "missing.yaml")
+
+
+def test_max_tokens_drops_long_training_examples(tmp_path: Path, student_dir: Path, capsys) -> None:
+    import yaml
+
+    from kpod.pipeline import Run
+    from kpod.training.io import load_prepared
+
+    path = _config(tmp_path, student_dir)
+    full_out = tmp_path / "full"
+    full_out.mkdir()
+    Run(RunConfig.load(path)).step_data(full_out)
+    lengths = sorted(len(x) for x in load_prepared(full_out / "dataset")["input_ids"])
+    limit = lengths[len(lengths) // 2]
+    keep = sum(n <= limit for n in lengths)
+    assert 0 < keep < len(lengths)
+
+    raw = yaml.safe_load(path.read_text())
+    raw["data"]["max_tokens"] = limit
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "capped"
+    out.mkdir()
+    capsys.readouterr()
+    Run(RunConfig.load(path)).step_data(out)
+    kept = load_prepared(out / "dataset")["input_ids"]
+    assert len(kept) == keep and max(len(x) for x in kept) <= limit
+    assert f"dropped {len(lengths) - keep} of {len(lengths)}" in capsys.readouterr().out
+
+    raw["data"]["max_tokens"] = 1
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="max_tokens=1 drops every"):
+        Run(RunConfig.load(path)).step_data(tmp_path)

@@ -340,6 +340,18 @@ class Run:
             ds, freport = filter_by_answer(ds, keep_disagreeing=policy == "keep")
             print(f"kpod run: data: {freport.summary()}")
         ds = prepare_examples(ds, self.tokenizer, kind=self.config.kind, num_proc=d.get("num_proc"))
+        if d.get("max_tokens"):
+            # Long examples are dropped (counted), never truncated: a cut rationale
+            # would lose the answer part the loss and the evaluation rely on.
+            limit = int(d["max_tokens"])
+            before = len(ds)
+            ds = ds.filter(lambda ex: len(ex["input_ids"]) <= limit)
+            print(
+                f"kpod run: data: dropped {before - len(ds)} of {before} training examples "
+                f"longer than data.max_tokens={limit} tokens (question + rationale + answer)"
+            )
+            if len(ds) == 0:
+                raise ValueError(f"data.max_tokens={limit} drops every training example; raise it")
         self.save_dataset(ds, out)
         (out / "test_sets.json").write_text(json.dumps(self.test_sets()), encoding="utf-8")
 

@@ -122,6 +122,8 @@ def test_mean_norm_gives_rationale_mean_one_and_keeps_ratios() -> None:
         StageDataset([zero], "causal", token_weight_norm="mean")[0]["token_weights"][2:]
         == [1.0] * 8
     )
+    # the raw mean is kept for the collapse warning (0.2 + 0.9 + 0.3 + 0.4 + 0.5) / 5
+    assert ds.mean_rationale_weight == pytest.approx(0.46)
     # the default leaves the paper's raw weights
     assert StageDataset([EX], "causal")[0]["token_weights"][2:7] == pytest.approx(W[2:7])
     with pytest.raises(ValueError, match="token_weight_norm"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -439,3 +440,19 @@ def test_missing_clusters_come_from_kpod_data_clusters(tok: Any, data: Any, tmp_
     got = np.asarray(_Recorder.calls[0]["args"][2])
     want = cluster_questions(data, model=model, k=3, seed=7)
     assert got.tolist() == want.tolist() and set(got.tolist()) <= {0, 1, 2}
+
+
+def test_collapsed_weights_warn_unless_normalised(tok: Any, data: Any, tmp_path: Path) -> None:
+    tiny = data.map(lambda ex: {"token_weights": [w * 1e-3 for w in ex["token_weights"]]})
+    with pytest.warns(UserWarning, match="token_weight_norm='mean'"):
+        KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path), tiny, processing_class=tok)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        # the remedy silences it, and so do healthy weights
+        KpodTrainer(
+            tiny_causal_lm(tok),
+            _cfg(tmp_path, token_weight_norm="mean"),
+            tiny,
+            processing_class=tok,
+        )
+        KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path), data, processing_class=tok)

@@ -196,6 +196,14 @@ class StageDataset:
             if equal_token_weights
             else [np.asarray(x, dtype=np.float32) for x in _column(examples, "token_weights")]
         )
+        self.mean_rationale_weight: float | None = None
+        if self.token_weights is not None:
+            total = sum(
+                float(w[s >= 0].sum())
+                for w, s in zip(self.token_weights, self.step_ids, strict=True)
+            )
+            count = sum(int((s >= 0).sum()) for s in self.step_ids)
+            self.mean_rationale_weight = total / count if count else None
         if self.token_weights is not None and token_weight_norm == "mean":
             self.token_weights = [
                 normalize_token_weights(w, s)

@@ -19,6 +19,7 @@ import base64
 import json
 import math
 import os
+import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -368,6 +369,9 @@ class KpodTrainer(Trainer):
             token_weight_norm=args.token_weight_norm,
         )
         self.stage_dataset.kpod_trainer = self
+        low = low_weight_warning(self.stage_dataset.mean_rationale_weight, args.token_weight_norm)
+        if low:
+            warnings.warn(low, stacklevel=2)
         self._pad_id = int(pad)
         cols = _columns(train_dataset)
         diffs = _column_or_none(train_dataset, "step_difficulty", cols)
@@ -507,6 +511,26 @@ class KpodTrainer(Trainer):
 
 
 # --------------------------------------------------------------------------- helpers
+LOW_MEAN_WEIGHT = 0.1
+
+
+def low_weight_warning(mean_weight: float | None, token_weight_norm: str) -> str | None:
+    """The warning for raw token weights whose rationale mean is below 0.1.
+
+    Such a weighting module has collapsed (docs/weighting.md): with raw weights
+    (Eq. 15) the rationale then barely enters the loss. ``None`` when there is
+    nothing to say.
+    """
+    if mean_weight is None or token_weight_norm != "none" or mean_weight >= LOW_MEAN_WEIGHT:
+        return None
+    return (
+        f"the token weights average {mean_weight:.3g} over rationale tokens: the weighting "
+        "module has collapsed, and with raw weights (Eq. 15) the rationale barely enters the "
+        "distillation loss. Set token_weight_norm='mean' to keep the weights' ranking at the "
+        "loss scale of plain CoT, or retrain the module with a lower alpha (docs/weighting.md)."
+    )
+
+
 def _stage_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in record.items()}
 

@@ -132,43 +132,99 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0)
     return d.mean(), np.percentile(boots, 2.5), np.percentile(boots, 97.5)
 
 
-def table() -> str:
+SETS = ("svamp", "asdiv")
+ORDER = ["zero-shot", "cot", "kpod", "wo-sig", "wo-sig-dif", "wo-prog", "wo-div"]
+
+
+def _runs() -> list[tuple[str, int, Path, str]]:
+    """(label, seed, run dir, eval step) for every finished evaluation."""
+    base = ROOT / "runs" / "repro"
+    out = []
+    for run_dir in base.glob("*-s*"):
+        name, seed = run_dir.name.rsplit("-s", 1)
+        if name not in VARIANTS or not seed.isdigit():
+            continue
+        if name == "kpod" and correctness(run_dir, "eval_before", "svamp") is not None:
+            out.append(("zero-shot", int(seed), run_dir, "eval_before"))
+        if correctness(run_dir, "eval_after", "svamp") is not None:
+            out.append((name, int(seed), run_dir, "eval_after"))
+    return sorted(out, key=lambda r: (ORDER.index(r[0]), r[1]))
+
+
+def _acc(c: np.ndarray) -> str:
     from kpod.evaluation import bootstrap_interval
 
+    lo, hi = bootstrap_interval(c.tolist())
+    return f"{100 * c.mean():.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> str:
+    m, lo, hi = paired_bootstrap(a, b)
+    return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def table() -> str:
+    """Per-run rows, then each variant pooled over its seeds, both against KPOD."""
     base = ROOT / "runs" / "repro"
+    runs = _runs()
+    kpod = {
+        seed: {ds: correctness(d, "eval_after", ds) for ds in SETS}
+        for label, seed, d, _ in runs
+        if label == "kpod"
+    }
     lines = [
-        "| variant | seed | SVAMP acc. [95% CI] | ASDiv (OOD) acc. [95% CI] | vs KPOD, SVAMP (paired) | train s |",
+        "Per run (accuracy % with 95% bootstrap interval; paired bootstrap difference "
+        "against the KPOD run of the same seed on the same questions):",
+        "",
+        "| variant | seed | SVAMP | ASDiv (OOD) | - KPOD, SVAMP | - KPOD, ASDiv | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    for label, seed, run_dir, step in runs:
+        cells, diffs = [], []
+        for ds in SETS:
+            c = correctness(run_dir, step, ds)
+            k = kpod.get(seed, {}).get(ds)
+            if seed not in kpod and label == "zero-shot":
+                k = next(iter(kpod.values()), {}).get(ds)  # zero-shot is seed-free
+            cells.append(f"{_acc(c)} (n={len(c)})" if c is not None else "not run")
+            ok = label != "kpod" and c is not None and k is not None and len(k) == len(c)
+            diffs.append(_diff(c, k) if ok else "")
+            if c is not None:
+                pooled.setdefault(label, {}).setdefault(ds, []).append(c)
+                if ok:
+                    pooled[label].setdefault(ds + "-d", []).append(c.astype(float) - k)
+        marker = run_dir / "train" / ".kpod-step.json"
+        secs = ""
+        if step == "eval_after" and marker.is_file():
+            secs = f"{json.loads(marker.read_text())['seconds']:.0f}"
+        lines.append(
+            f"| {label} | {seed} | {cells[0]} | {cells[1]} | {diffs[0]} | {diffs[1]} | {secs} |"
+        )
+    lines += [
+        "",
+        "Pooled over seeds (questions x seeds; differences paired per question and seed):",
+        "",
+        "| variant | seeds | SVAMP | ASDiv (OOD) | - KPOD, SVAMP | - KPOD, ASDiv |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for run_dir in sorted(base.glob("*-s*")):
-        name, seed = run_dir.name.rsplit("-s", 1)
-        rows = []
-        steps = [("eval_after", name)]
-        if name == "kpod" and correctness(run_dir, "eval_before", "svamp") is not None:
-            steps.insert(0, ("eval_before", "zero-shot"))
-        for step, label in steps:
-            cells = []
-            for ds in ("svamp", "asdiv"):
-                c = correctness(run_dir, step, ds)
-                if c is None:
-                    cells.append("not run")
-                else:
-                    lo, hi = bootstrap_interval(c.tolist())
-                    cells.append(
-                        f"{100 * c.mean():.1f} [{100 * lo:.1f}, {100 * hi:.1f}] (n={len(c)})"
-                    )
-            paired = ""
-            k = correctness(base / f"kpod-s{seed}", "eval_after", "svamp")
-            c = correctness(run_dir, step, "svamp")
-            if label != "kpod" and k is not None and c is not None and len(k) == len(c):
-                m, lo, hi = paired_bootstrap(c, k)
-                paired = f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-            marker = run_dir / "train" / ".kpod-step.json"
-            secs = ""
-            if step == "eval_after" and marker.is_file():
-                secs = f"{json.loads(marker.read_text())['seconds']:.0f}"
-            rows.append(f"| {label} | {seed} | {cells[0]} | {cells[1]} | {paired} | {secs} |")
-        lines.extend(rows)
+    for label in ORDER:
+        if label not in pooled:
+            continue
+        p = pooled[label]
+        n_seeds = len(p.get("svamp", []))
+        row = [label, str(n_seeds)]
+        for ds in SETS:
+            row.append(_acc(np.concatenate(p[ds])) if ds in p else "not run")
+        for ds in SETS:
+            d = p.get(ds + "-d")
+            if d:
+                dd = np.concatenate(d)
+                row.append(_diff(dd, np.zeros_like(dd)))
+            else:
+                row.append("")
+        lines.append("| " + " | ".join(row) + " |")
+    del base
     return "\n".join(lines) + "\n"
 
 

@@ -165,7 +165,6 @@ def _diff(a: np.ndarray, b: np.ndarray) -> str:
 
 def table() -> str:
     """Per-run rows, then each variant pooled over its seeds, both against KPOD."""
-    base = ROOT / "runs" / "repro"
     runs = _runs()
     kpod = {
         seed: {ds: correctness(d, "eval_after", ds) for ds in SETS}
@@ -224,7 +223,6 @@ def table() -> str:
             else:
                 row.append("")
         lines.append("| " + " | ".join(row) + " |")
-    del base
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,8 @@ from typing import Any, cast
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from kpod.training.stages import TOKEN_WEIGHT_NORMS
+
 __all__ = ["ABLATIONS", "KpodConfig", "config_from_dict", "load_config"]
 
 # flag -> the paper's name for the ablation (Table 2)
@@ -193,7 +195,7 @@ class KpodConfig(TrainingArguments):
             raise ValueError(
                 f"algorithm must be one of {', '.join(_ALGORITHMS)}, got {self.algorithm!r}"
             )
-        if self.token_weight_norm not in ("none", "mean"):
+        if self.token_weight_norm not in TOKEN_WEIGHT_NORMS:
             raise ValueError(
                 f"token_weight_norm must be 'none' (raw weights, Eq. 15) or 'mean' (per-example "
                 f"mean 1), got {self.token_weight_norm!r}"

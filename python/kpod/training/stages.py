@@ -130,6 +130,9 @@ def stage_example(
     }
 
 
+TOKEN_WEIGHT_NORMS = ("none", "mean")
+
+
 def normalize_token_weights(weights: np.ndarray, step_ids: np.ndarray) -> np.ndarray:
     """Divide an example's rationale-token weights by their mean (``token_weight_norm="mean"``).
 
@@ -170,7 +173,7 @@ class StageDataset:
         token_weight_norm: str = "none",
     ) -> None:
         self.kind: Kind = check_kind(kind)
-        if token_weight_norm not in ("none", "mean"):
+        if token_weight_norm not in TOKEN_WEIGHT_NORMS:
             raise ValueError(
                 f"token_weight_norm must be 'none' or 'mean', got {token_weight_norm!r}"
             )

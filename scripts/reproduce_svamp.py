@@ -42,6 +42,17 @@ VARIANTS = {
     "wo-div": {"training.no_diversity": True},
 }
 SHARED_STEPS = ("data", "weighting", "scores", "difficulty", "clusters", "eval_before")
+# Variants that change only the curriculum's inputs (step difficulties, beta). When
+# their schedule equals KPOD's stage by stage, they train exactly what KPOD trains
+# (the loss, data order and seed are the same), so they are not retrained.
+SCHEDULE_ONLY = ("wo-sig-dif", "wo-div")
+SAME_SCHEDULE = "same-schedule.json"
+REPRO = ROOT / "runs" / "repro"
+
+
+def repro_dir(delta_steps: int) -> Path:
+    """runs/repro for the default delta_steps = 1, runs/repro/delta<N> otherwise."""
+    return REPRO if delta_steps == 1 else REPRO / f"delta{delta_steps}"
 
 
 def base_config(args: argparse.Namespace) -> dict:
@@ -79,6 +90,7 @@ def base_config(args: argparse.Namespace) -> dict:
             "num_train_epochs": args.epochs,
             "stages": args.stages,
             "token_weight_norm": args.token_weight_norm,
+            **({"delta_steps": args.delta_steps} if args.delta_steps != 1 else {}),
             "per_device_train_batch_size": 8,
             "learning_rate": 5.0e-5,
             "warmup_steps": 10,
@@ -92,7 +104,8 @@ def base_config(args: argparse.Namespace) -> dict:
 
 
 def run_variant(name: str, seed: int, args: argparse.Namespace) -> Path:
-    run_dir = ROOT / "runs" / "repro" / f"{name}-s{seed}"
+    base = repro_dir(args.delta_steps)
+    run_dir = base / f"{name}-s{seed}"
     cfg = base_config(args)
     cfg["run_dir"] = str(run_dir)
     cfg["seed"] = seed
@@ -102,17 +115,69 @@ def run_variant(name: str, seed: int, args: argparse.Namespace) -> Path:
     for key, value in VARIANTS[name].items():
         section, field = key.split(".")
         cfg[section][field] = value
-    kpod_dir = ROOT / "runs" / "repro" / f"kpod-s{seed}"
-    if name != "kpod" and kpod_dir.is_dir():
-        for step in SHARED_STEPS:
-            src, dst = kpod_dir / step, run_dir / step
+    kpod_dir = base / f"kpod-s{seed}"
+    # Steps before training come from the KPOD run of this setting, else of the
+    # default one; the pipeline reuses them only if their fingerprints match.
+    sources = [d for d in (kpod_dir, REPRO / f"kpod-s{seed}") if d != run_dir and d.is_dir()]
+    for step in SHARED_STEPS:
+        dst = run_dir / step
+        for src_dir in sources:
+            src = src_dir / step
             if (src / ".kpod-step.json").is_file() and not dst.exists():
-                shutil.copytree(src, dst)  # reused only if the fingerprint matches
+                shutil.copytree(src, dst)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    trained = (run_dir / "eval_after" / ".kpod-step.json").is_file()
+    if name in SCHEDULE_ONLY and not trained and not args.retrain_equivalent:
+        same = same_schedule(name, path, kpod_dir)
+        if same is not None:
+            (run_dir / SAME_SCHEDULE).write_text(json.dumps(same, indent=2) + "\n")
+            print(f"{run_dir.name}: same schedule as {kpod_dir.name} at all stages; not retrained")
+            return run_dir
+    (run_dir / SAME_SCHEDULE).unlink(missing_ok=True)
     subprocess.run([sys.executable, "-m", "kpod", "run", str(path)], check=True, cwd=ROOT)
     return run_dir
+
+
+def same_schedule(name: str, path: Path, kpod_dir: Path) -> dict | None:
+    """Evidence that variant ``name`` (config ``path``) follows KPOD's logged schedule.
+
+    Runs the variant's pipeline up to its clusters (its own step difficulties),
+    previews its curriculum without training and compares every question's
+    given-step count at every stage with KPOD's ``kpod_stages.jsonl``. ``None``
+    when KPOD has not finished, the settings differ beyond the variant's switches,
+    or any count differs.
+    """
+    log = kpod_dir / "train" / "kpod_stages.jsonl"
+    if not (kpod_dir / "eval_after" / ".kpod-step.json").is_file() or not log.is_file():
+        return None
+    mine = yaml.safe_load(path.read_text(encoding="utf-8"))
+    theirs = yaml.safe_load((kpod_dir / "config.yaml").read_text(encoding="utf-8"))
+    for cfg in (mine, theirs):
+        cfg.pop("run_dir", None)
+        for key in VARIANTS[name]:
+            section, field = key.split(".")
+            cfg[section].pop(field, None)
+    if mine != theirs:
+        return None
+    cmd = [sys.executable, "-m", "kpod", "run", str(path), "--until", "clusters"]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    from kpod.pipeline import Run, RunConfig
+
+    preview = Run(RunConfig.load(path)).schedule_preview()
+    logged = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    if len(logged) < len(preview):
+        return None
+    for mine_rec, kpod_rec in zip(preview, logged, strict=False):
+        if not np.array_equal(mine_rec["given_steps"], np.asarray(kpod_rec["given_steps"])):
+            return None
+    return {
+        "as": kpod_dir.name,
+        "stages": len(preview),
+        "bound_stages": [r["stage"] for r in preview if r.get("bound")],
+        "checked": "given-step count of every question at every stage 1..T",
+    }
 
 
 def correctness(run_dir: Path, step: str, name: str) -> np.ndarray | None:
@@ -136,9 +201,12 @@ SETS = ("svamp", "asdiv")
 ORDER = ["zero-shot", "cot", "kpod", "wo-sig", "wo-sig-dif", "wo-prog", "wo-div"]
 
 
-def _runs() -> list[tuple[str, int, Path, str]]:
-    """(label, seed, run dir, eval step) for every finished evaluation."""
-    base = ROOT / "runs" / "repro"
+def _runs(base: Path) -> list[tuple[str, int, Path, str]]:
+    """(label, seed, run dir, eval step) for every finished evaluation.
+
+    A variant not retrained because its schedule equals KPOD's (``same-schedule.json``)
+    gets the KPOD run's directory.
+    """
     out = []
     for run_dir in base.glob("*-s*"):
         name, seed = run_dir.name.rsplit("-s", 1)
@@ -148,6 +216,11 @@ def _runs() -> list[tuple[str, int, Path, str]]:
             out.append(("zero-shot", int(seed), run_dir, "eval_before"))
         if correctness(run_dir, "eval_after", "svamp") is not None:
             out.append((name, int(seed), run_dir, "eval_after"))
+        elif (run_dir / SAME_SCHEDULE).is_file():
+            same = json.loads((run_dir / SAME_SCHEDULE).read_text(encoding="utf-8"))
+            kpod_dir = base / same["as"]
+            if correctness(kpod_dir, "eval_after", "svamp") is not None:
+                out.append((name, int(seed), kpod_dir, "eval_after"))
     return sorted(out, key=lambda r: (ORDER.index(r[0]), r[1]))
 
 
@@ -163,9 +236,9 @@ def _diff(a: np.ndarray, b: np.ndarray) -> str:
     return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
-def table() -> str:
+def table(base: Path = REPRO) -> str:
     """Per-run rows, then each variant pooled over its seeds, both against KPOD."""
-    runs = _runs()
+    runs = _runs(base)
     kpod = {
         seed: {ds: correctness(d, "eval_after", ds) for ds in SETS}
         for label, seed, d, _ in runs
@@ -195,7 +268,9 @@ def table() -> str:
                     pooled[label].setdefault(ds + "-d", []).append(c.astype(float) - k)
         marker = run_dir / "train" / ".kpod-step.json"
         secs = ""
-        if step == "eval_after" and marker.is_file():
+        if label not in ("kpod", "zero-shot") and run_dir.name.startswith("kpod-"):
+            secs = "= KPOD: same schedule, not retrained"
+        elif step == "eval_after" and marker.is_file():
             secs = f"{json.loads(marker.read_text())['seconds']:.0f}"
         lines.append(
             f"| {label} | {seed} | {cells[0]} | {cells[1]} | {diffs[0]} | {diffs[1]} | {secs} |"
@@ -255,8 +330,21 @@ def main() -> int:
     ap.add_argument(
         "--splits", default=str(ROOT / "runs" / "splits"), help="kpod data splits output"
     )
+    ap.add_argument(
+        "--delta-steps",
+        type=int,
+        default=1,
+        help="steps a selected question moves per stage; runs of delta_steps N != 1 go to "
+        "runs/repro/deltaN/",
+    )
+    ap.add_argument(
+        "--retrain-equivalent",
+        action="store_true",
+        help="train w.o.-sig-dif / w.o.-div even when their schedule equals KPOD's",
+    )
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
+    base = repro_dir(args.delta_steps)
     if not args.table_only:
         if not (Path(args.splits) / "svamp_train.jsonl").is_file():
             subprocess.run(
@@ -280,10 +368,10 @@ def main() -> int:
             for name in order:
                 if name in args.variants or name == "kpod":
                     run_variant(name, seed, args)
-                    (ROOT / "runs" / "repro" / "results.md").write_text(table(), encoding="utf-8")
-    text = table()
-    (ROOT / "runs" / "repro").mkdir(parents=True, exist_ok=True)
-    (ROOT / "runs" / "repro" / "results.md").write_text(text, encoding="utf-8")
+                    (base / "results.md").write_text(table(base), encoding="utf-8")
+    text = table(base)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "results.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
 

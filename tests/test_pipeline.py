@@ -137,3 +137,32 @@ def test_max_tokens_drops_long_training_examples(tmp_path: Path, student_dir: Pa
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="max_tokens=1 drops every"):
         Run(RunConfig.load(path)).step_data(tmp_path)
+
+
+def test_until_stops_early_and_previews_the_schedule_training_follows(
+    tmp_path: Path, student_dir: Path, capsys
+) -> None:
+    from kpod.pipeline import Run
+
+    cfg = _config(tmp_path, student_dir)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="--until clusters"):
+        Run(RunConfig.load(cfg)).schedule_preview()
+    with pytest.raises(ValueError, match="unknown step 'trian'"):
+        Run(RunConfig.load(cfg)).run(until="trian")
+
+    assert main(["run", str(cfg), "--until", "clusters"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped after 'clusters'" in out and "curriculum preview" in out, out
+    assert (run / "clusters" / ".kpod-step.json").is_file()
+    assert not (run / "eval_before").exists() and not (run / "train").exists()
+    preview = Run(RunConfig.load(cfg)).schedule_preview()
+    assert [r["stage"] for r in preview] == [1]  # T = half of 2 epochs
+
+    assert main(["run", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "clusters: cached" in out and "train: done" in out
+    logged = [json.loads(x) for x in (run / "train" / "kpod_stages.jsonl").read_text().splitlines()]
+    for want, got in zip(preview, logged, strict=False):
+        assert got["given_steps"] == want["given_steps"].tolist()
+        assert got["bound"] == want["bound"] and got["eligible"] == want["eligible"]

@@ -456,3 +456,57 @@ def test_collapsed_weights_warn_unless_normalised(tok: Any, data: Any, tmp_path:
             processing_class=tok,
         )
         KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path), data, processing_class=tok)
+
+
+def _schedule(n_steps: list[int], diffs: list[list[float]], tmp_path: Path, **kw: Any) -> Any:
+    from kpod.training.trainer import CurriculumSchedule
+
+    clusters = [i % 2 for i in range(len(n_steps))]
+    return CurriculumSchedule(n_steps, diffs, clusters, _cfg(tmp_path, **kw))
+
+
+def test_stage_records_say_whether_the_budget_bound(tmp_path: Path) -> None:
+    from kpod.training.trainer import slack_budget_warning
+
+    rng = np.random.default_rng(0)
+    n_steps = [int(k) for k in rng.integers(1, 7, size=40)]
+    diffs = [rng.uniform(0.5, 2.0, size=n).tolist() for n in n_steps]
+
+    # Two stages over rationales of up to 6 steps: the budget outgrows one step a
+    # stage, so every question that can move does, and nothing else matters.
+    slack = _schedule(n_steps, diffs, tmp_path, stages=2)
+    preview = slack.preview()
+    assert slack.stage == 0 and len(preview) == 2  # the preview leaves the schedule alone
+    given = np.maximum(np.asarray(n_steps) - 1, 0)
+    for rec in preview:
+        assert rec["eligible"] == int(np.count_nonzero(given))
+        assert rec["bound"] is False and len(rec["selected"]) == rec["eligible"]
+        given = rec["given_steps"]
+    msg = slack_budget_warning(preview, stages=2, delta_steps=1)
+    assert msg is not None and "binds at none of the 2 stages" in msg
+    # The same schedule whatever the difficulties and beta: the warning's claim.
+    other = _schedule(n_steps, [d[::-1] for d in diffs], tmp_path, stages=2, beta=0.0)
+    for a, b in zip(preview, other.preview(), strict=True):
+        assert np.array_equal(a["given_steps"], b["given_steps"])
+
+    # Many stages: the budget limits some stage, and then no warning.
+    tight = _schedule(n_steps, diffs, tmp_path, stages=10, num_train_epochs=20).preview()
+    assert any(r["bound"] for r in tight)
+    for rec in tight:
+        assert rec["bound"] == (len(rec["selected"]) < rec["eligible"])
+    assert slack_budget_warning(tight, stages=10, delta_steps=1) is None
+    # Nothing to schedule (single-step rationales), and no progression: no warning.
+    ones = _schedule([1, 1], [[1.0], [2.0]], tmp_path, stages=2).preview()
+    assert slack_budget_warning(ones, stages=2, delta_steps=1) is None
+    assert slack_budget_warning([], stages=2, delta_steps=1) is None
+
+
+def test_trainer_warns_before_training_when_the_budget_never_binds(
+    tok: Any, data: Any, tmp_path: Path
+) -> None:
+    # The toy rationales have 2-3 steps: one stage cannot bind, two do (stage 1).
+    with pytest.warns(UserWarning, match="binds at none of the 1 stages"):
+        KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path, stages=1), data, processing_class=tok)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path, stages=2), data, processing_class=tok)

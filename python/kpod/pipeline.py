@@ -444,9 +444,9 @@ class Run:
             return
         self._evaluate(out, None)
 
-    def step_train(self, out: Path) -> None:
+    def _train_inputs(self, out: Path) -> tuple[Any, Any]:
+        """The training examples (with clusters) and the KpodConfig of the train step."""
         from kpod.training.config import config_from_dict
-        from kpod.training.trainer import train_kpod
 
         ds = self.load_dataset("difficulty")
         labels = json.loads((self.step_dir("clusters") / "clusters.json").read_text())
@@ -457,8 +457,33 @@ class Run:
         opts.setdefault("seed", self.config.seed)
         opts["kind"] = self.config.kind
         opts["output_dir"] = str(out)
-        cfg = config_from_dict(_cpu_bf16(opts))
+        return ds, config_from_dict(_cpu_bf16(opts))
+
+    def step_train(self, out: Path) -> None:
+        from kpod.training.trainer import train_kpod
+
+        ds, cfg = self._train_inputs(out)
         train_kpod(self.student(), self.tokenizer, ds, cfg, out, resume_from_checkpoint=True)
+
+    def schedule_preview(self) -> list[dict[str, Any]]:
+        """Stages 1..T of the curriculum the train step will follow, computed without training.
+
+        Needs the difficulty and clusters steps done. Records as in
+        ``kpod_stages.jsonl`` (given steps, D(t), H(t), ``bound``); empty under
+        ``training.no_progression``.
+        """
+        from kpod.training.trainer import CurriculumSchedule
+
+        for step in ("difficulty", "clusters"):
+            if not self._marker(step).is_file():
+                raise RuntimeError(
+                    f"the schedule preview needs the {step!r} step; run `kpod run CONFIG "
+                    f"--until clusters` first"
+                )
+        ds, cfg = self._train_inputs(self.step_dir("train"))
+        diffs = ds["step_difficulty"] if "step_difficulty" in ds.column_names else None
+        schedule = CurriculumSchedule(ds["n_steps"], diffs, ds["cluster"], cfg)
+        return schedule.preview()
 
     def step_eval_after(self, out: Path) -> None:
         self._evaluate(out, str(self.step_dir("train")))
@@ -506,9 +531,17 @@ class Run:
             token_weight_html=fragment,
         )
 
-    def run(self) -> dict[str, Any]:
+    def run(self, until: str | None = None) -> dict[str, Any]:
+        """Run (or resume) every step, or the steps up to and including ``until``.
+
+        Returns the run's metrics, or ``{}`` when stopped early by ``until``.
+        """
+        if until is not None and until not in STEPS:
+            raise ValueError(f"unknown step {until!r} for until; steps are {list(STEPS)}")
         for step in STEPS:
             self.run_step(step, getattr(self, f"step_{step}"))
+            if step == until and step != STEPS[-1]:
+                return {}
         return json.loads((self.dir / "metrics.json").read_text(encoding="utf-8"))
 
 
@@ -517,12 +550,44 @@ def run(
     *,
     overrides: Mapping[str, Any] | None = None,
     force: tuple[str, ...] = (),
+    until: str | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the pipeline of ``config_path``; returns the run's metrics."""
+    """Run (or resume) the pipeline of ``config_path``; returns the run's metrics.
+
+    With ``until`` only the steps up to and including that one run (``{}`` is
+    returned); stopping between ``clusters`` and ``train`` prints the curriculum
+    preview.
+    """
     cfg = RunConfig.load(config_path, overrides)
-    result = Run(cfg, force=force).run()
+    job = Run(cfg, force=force)
+    result = job.run(until)
+    if until is not None and not result:
+        print(f"kpod run: stopped after {until!r} (--until)", flush=True)
+        if STEPS.index("clusters") <= STEPS.index(until) < STEPS.index("train"):
+            delta = int(cfg.training.get("delta_steps", 1))
+            _print_schedule(job.schedule_preview(), delta)
+        return result
     _print_summary(result)
     return result
+
+
+def _print_schedule(records: list[dict[str, Any]], delta_steps: int) -> None:
+    """The previewed curriculum, one line per stage (``--until`` before training)."""
+    if not records:
+        print("kpod run: no progression (training.no_progression): every stage is full CoT")
+        return
+    print("\nkpod run: curriculum preview (D = budget, H = difficulty written)")
+    print("  stage        D(t)        H(t)  advanced/eligible  budget bound")
+    for r in records:
+        print(
+            f"  {r['stage']:>5} {r['budget']:>11.1f} {r['difficulty']:>11.1f} "
+            f"{len(r['selected']):>9}/{r.get('eligible', 0):<8} {'yes' if r.get('bound') else 'no'}"
+        )
+    from kpod.training.trainer import slack_budget_warning
+
+    msg = slack_budget_warning(records, stages=len(records), delta_steps=delta_steps)
+    if msg:
+        print(f"  warning: {msg}")
 
 
 def _print_summary(metrics: Mapping[str, Any]) -> None:

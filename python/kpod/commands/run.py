@@ -43,11 +43,18 @@ def register(sub: Any) -> None:
         default=[],
         help="redo this step even if cached (repeatable)",
     )
+    p.add_argument(
+        "--until",
+        choices=STEPS,
+        default=None,
+        help="stop after this step; stopping at 'clusters' or 'eval_before' prints the "
+        "curriculum preview (budget, difficulty, whether the budget binds) without training",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from kpod.pipeline import run
 
-    run(args.config, overrides=dict(args.overrides), force=tuple(args.force))
+    run(args.config, overrides=dict(args.overrides), force=tuple(args.force), until=args.until)
     return 0

@@ -36,7 +36,13 @@ from kpod.training.difficulty import resolve_kind, step_difficulties
 from kpod.training.loss import weighted_token_loss
 from kpod.training.stages import StageDataset
 
-__all__ = ["CurriculumSchedule", "KpodScheduleCallback", "KpodTrainer", "train_kpod"]
+__all__ = [
+    "CurriculumSchedule",
+    "KpodScheduleCallback",
+    "KpodTrainer",
+    "slack_budget_warning",
+    "train_kpod",
+]
 
 STAGES_FILE = "kpod_stages.jsonl"
 
@@ -155,6 +161,10 @@ class CurriculumSchedule:
         """Run the next stage and return its record."""
         self.stage += 1
         record: dict[str, Any] = {"stage": self.stage}
+        # Questions that could move a step now; `bound` says whether the budget
+        # (rather than delta_steps) limited the stage. Only a bound stage lets
+        # the difficulties, beta and the clusters change the schedule.
+        eligible = int(np.count_nonzero(self.given_steps)) if self.progressive else 0
         if not self.progressive:
             self.given_steps = np.zeros_like(self.n_steps)
             record["selected"] = np.zeros(0, dtype=np.int64)
@@ -175,6 +185,9 @@ class CurriculumSchedule:
                     v = getattr(res, name)
                     record[name] = v.item() if isinstance(v, np.generic) else v
         record["given_steps"] = self.given_steps.copy()
+        if self.progressive and self.stage <= self.config.num_stages:
+            record["eligible"] = eligible
+            record["bound"] = bool(len(record["selected"]) < eligible)
         # H(t) and D(t) under the names the run report reads
         record["difficulty"] = float(record.pop("written", self.written_difficulty()))
         record.setdefault("budget", self.budget(self.stage))
@@ -189,6 +202,17 @@ class CurriculumSchedule:
                 "resume from the checkpoint of that stage instead"
             )
         return [self.advance() for _ in range(stage - self.stage)]
+
+    def preview(self) -> list[dict[str, Any]]:
+        """The records of stages 1..T from the current difficulties, without touching ``self``.
+
+        Cheap (the native scheduler only); used to warn before training when the
+        budget never binds (:func:`slack_budget_warning`).
+        """
+        if not self.progressive:
+            return []
+        probe = CurriculumSchedule(self.n_steps, self._difficulty, self._clusters, self.config)
+        return probe.advance_to(self.config.num_stages)
 
     def written_difficulty(self) -> float:
         """H: the total difficulty of the steps the student writes now (0 without difficulties)."""
@@ -380,6 +404,11 @@ class KpodTrainer(Trainer):
             clusters = _compute_clusters(model, train_dataset, args.n_clusters, args.seed)
         self.schedule = CurriculumSchedule(self.stage_dataset.n_steps, diffs, clusters, args)
         self.stage_dataset.set_given_steps(self.schedule.given_steps)
+        slack = slack_budget_warning(
+            self.schedule.preview(), stages=args.num_stages, delta_steps=args.delta_steps
+        )
+        if slack:
+            warnings.warn(slack, stacklevel=2)
         if kwargs.get("eval_dataset") is not None:
             kwargs["eval_dataset"] = _eval_stage_data(kwargs["eval_dataset"], self.kind, eos, args)
         super().__init__(
@@ -528,6 +557,29 @@ def low_weight_warning(mean_weight: float | None, token_weight_norm: str) -> str
         "module has collapsed, and with raw weights (Eq. 15) the rationale barely enters the "
         "distillation loss. Set token_weight_norm='mean' to keep the weights' ranking at the "
         "loss scale of plain CoT, or retrain the module with a lower alpha (docs/weighting.md)."
+    )
+
+
+def slack_budget_warning(
+    records: Sequence[Mapping[str, Any]], *, stages: int, delta_steps: int
+) -> str | None:
+    """The warning for a schedule whose difficulty budget binds at no stage 1..T.
+
+    Then every question that can move a step does so at every stage, the
+    schedule is fixed by ``delta_steps`` and T alone, and the step difficulties,
+    ``beta`` and the clusters have no effect on it (the w.o.-sig-dif and
+    w.o.-div ablations train exactly what KPOD trains). ``None`` when some stage
+    is bound, or when there is nothing to schedule.
+    """
+    staged = [r for r in records if "bound" in r]
+    if not staged or any(r["bound"] for r in staged) or not any(r["eligible"] for r in staged):
+        return None
+    return (
+        f"the difficulty budget D(t) binds at none of the {stages} stages: every "
+        f"question that can move {delta_steps} step(s) does so at every stage, so the "
+        "step difficulties, beta and the clusters do not change this schedule (w.o.-sig-dif "
+        "and w.o.-div would train exactly what KPOD trains). For a budget-driven curriculum "
+        "use more stages (T, with more epochs) or a larger delta_steps (docs/training.md)."
     )
 
 

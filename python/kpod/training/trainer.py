@@ -94,7 +94,7 @@ class CurriculumSchedule:
     def __init__(
         self,
         n_steps: Sequence[int] | np.ndarray,
-        step_difficulty: Sequence[Sequence[float]] | None,
+        step_difficulty: Sequence[Sequence[float] | np.ndarray] | None,
         clusters: Sequence[int] | np.ndarray | None,
         config: KpodConfig,
     ) -> None:

@@ -77,6 +77,7 @@ def test_run_end_to_end_then_cached(tmp_path: Path, student_dir: Path, capsys) -
     assert [s["stage"] for s in stages] == [1, 2]
     html = (run / "report.html").read_text()
     assert "Budget D(t)" in html and "id='metrics'" in html and "Token weights" in html
+    assert html.count("<tr><td>") == len(stages) and "budget bound" in html
     for step in STEPS[:-1]:
         assert (run / step / ".kpod-step.json").is_file(), step
     capsys.readouterr()

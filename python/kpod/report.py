@@ -28,6 +28,8 @@ class StageRecord:
     difficulty: float  # H(t): difficulty the students write after this stage
     given_steps: np.ndarray  # per question, leading steps given as input after this stage
     selected: np.ndarray  # question indices advanced at this stage
+    eligible: int | None = None  # questions that could advance (stages 1..T)
+    bound: bool | None = None  # whether the budget held some of them back
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StageRecord:
@@ -37,7 +39,33 @@ class StageRecord:
             difficulty=float(d["difficulty"]),
             given_steps=np.asarray(d["given_steps"], dtype=np.int64),
             selected=np.asarray(d["selected"], dtype=np.int64),
+            eligible=None if d.get("eligible") is None else int(d["eligible"]),
+            bound=None if d.get("bound") is None else bool(d["bound"]),
         )
+
+
+def stage_table(stages: Sequence[StageRecord]) -> str:
+    """HTML table of the stages: D(t), H(t), advanced / eligible, whether the budget bound."""
+    rows = [
+        "<table id='stages'><tr><th>stage</th><th>D(t)</th><th>H(t)</th>"
+        "<th>advanced</th><th>eligible</th><th>budget bound</th></tr>"
+    ]
+    for s in stages:
+        bound = "" if s.bound is None else ("yes" if s.bound else "no")
+        eligible = "" if s.eligible is None else str(s.eligible)
+        rows.append(
+            f"<tr><td>{s.stage}</td><td>{s.budget:.1f}</td><td>{s.difficulty:.1f}</td>"
+            f"<td>{s.selected.size}</td><td>{eligible}</td><td>{bound}</td></tr>"
+        )
+    rows.append("</table>")
+    staged = [s for s in stages if s.bound is not None]
+    if staged and not any(s.bound for s in staged) and any(s.eligible for s in staged):
+        rows.append(
+            "<p><b>The budget bound at no stage:</b> every question that could advance did, "
+            "so the step difficulties, beta and the clusters did not shape this schedule "
+            "(more stages or a larger delta_steps make it budget-driven; docs/training.md).</p>"
+        )
+    return "\n".join(rows)
 
 
 def _png(fig: Any) -> str:
@@ -120,13 +148,16 @@ def write_report(
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;}"
-        "pre{background:#f6f6f6;padding:1em;overflow:auto}img{max-width:100%}</style>",
+        "pre{background:#f6f6f6;padding:1em;overflow:auto}img{max-width:100%}"
+        "td,th{padding:0 .8em;text-align:right}</style>",
         f"</head><body><h1>{html.escape(title)}</h1>",
         "<h2>Metrics</h2>",
         f"<pre id='metrics'>{html.escape(json.dumps(metrics, indent=2, default=str))}</pre>",
     ]
-    if figs:
+    if stages:
         parts.append("<h2>Curriculum</h2>")
+        parts.append(stage_table(stages))
+    if figs:
         for caption, data in figs.items():
             parts.append(
                 f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"

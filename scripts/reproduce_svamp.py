@@ -47,6 +47,9 @@ SHARED_STEPS = ("data", "weighting", "scores", "difficulty", "clusters", "eval_b
 # (the loss, data order and seed are the same), so they are not retrained.
 SCHEDULE_ONLY = ("wo-sig-dif", "wo-div")
 SAME_SCHEDULE = "same-schedule.json"
+# Variants without progression do not depend on delta_steps: another setting's
+# table borrows them from the default one.
+NO_PROGRESSION = ("cot", "wo-prog")
 REPRO = ROOT / "runs" / "repro"
 
 
@@ -208,7 +211,10 @@ def _runs(base: Path) -> list[tuple[str, int, Path, str]]:
     gets the KPOD run's directory.
     """
     out = []
-    for run_dir in base.glob("*-s*"):
+    dirs = list(base.glob("*-s*"))
+    if base != REPRO:
+        dirs += [d for d in REPRO.glob("*-s*") if d.name.rsplit("-s", 1)[0] in NO_PROGRESSION]
+    for run_dir in dirs:
         name, seed = run_dir.name.rsplit("-s", 1)
         if name not in VARIANTS or not seed.isdigit():
             continue

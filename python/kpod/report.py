@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from kpod.schedule import budget_never_bound
+
 
 @dataclass(frozen=True)
 class StageRecord:
@@ -58,8 +60,7 @@ def stage_table(stages: Sequence[StageRecord]) -> str:
             f"<td>{s.selected.size}</td><td>{eligible}</td><td>{bound}</td></tr>"
         )
     rows.append("</table>")
-    staged = [s for s in stages if s.bound is not None]
-    if staged and not any(s.bound for s in staged) and any(s.eligible for s in staged):
+    if budget_never_bound({"bound": s.bound, "eligible": s.eligible} for s in stages):
         rows.append(
             "<p><b>The budget bound at no stage:</b> every question that could advance did, "
             "so the step difficulties, beta and the clusters did not shape this schedule "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ __all__ = [
     "Curriculum",
     "Selection",
     "StageResult",
+    "budget_never_bound",
     "select",
 ]
 
@@ -389,3 +391,18 @@ class Curriculum:
             float(state["written"]),
             float(state["total_difficulty"]),
         )
+
+
+def budget_never_bound(records: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a schedule's difficulty budget held no question back at any stage 1..T.
+
+    ``records`` are stage records with ``bound`` and ``eligible`` (stages 1..T;
+    records without them, or with ``None``, are ignored). True when some stage
+    had a question able to advance and no stage was bound: then the schedule is
+    fixed by ``delta_steps`` and T alone, and the step difficulties, ``beta``
+    and the clusters do not change it.
+    """
+    staged = [r for r in records if r.get("bound") is not None]
+    return (
+        bool(staged) and not any(r["bound"] for r in staged) and any(r["eligible"] for r in staged)
+    )

@@ -30,6 +30,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from kpod.schedule import budget_never_bound
 from kpod.training.collator import KpodCollator
 from kpod.training.config import KpodConfig
 from kpod.training.difficulty import resolve_kind, step_difficulties
@@ -571,8 +572,7 @@ def slack_budget_warning(
     w.o.-div ablations train exactly what KPOD trains). ``None`` when some stage
     is bound, or when there is nothing to schedule.
     """
-    staged = [r for r in records if "bound" in r]
-    if not staged or any(r["bound"] for r in staged) or not any(r["eligible"] for r in staged):
+    if not budget_never_bound(records):
         return None
     return (
         f"the difficulty budget D(t) binds at none of the {stages} stages: every "

@@ -31,41 +31,17 @@ sys.path.insert(0, str(ROOT / "benches"))
 
 import torch  # noqa: E402
 
-from bench_train_step import machine, make_examples, write_section  # noqa: E402
+from bench_train_step import machine, make_examples, trainer_args, write_section  # noqa: E402
+from gpu_train_step import SHAPES, build_model  # noqa: E402
 
 SECTION = "## LoRA vs full fine-tuning"
-
-# SmolLM2-135M's configuration (HuggingFaceTB/SmolLM2-135M config.json).
-SMOLLM2_135M = dict(
-    vocab_size=49152,
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    head_dim=64,
-    max_position_embeddings=8192,
-    tie_word_embeddings=True,
-    pad_token_id=2,
-    eos_token_id=2,
-    bos_token_id=1,
-)
-
-
-def make_model(layers: int | None, seed: int) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = dict(SMOLLM2_135M)
-    if layers is not None:
-        cfg["num_hidden_layers"] = layers
-    return LlamaForCausalLM(LlamaConfig(**cfg))
+SHAPE = "smollm2-135m"
 
 
 def make_trainer(args: argparse.Namespace, lora_r: int, out: str) -> Any:
     from kpod.training import KpodConfig, KpodTrainer
 
-    rows = make_examples(args.examples, SMOLLM2_135M["vocab_size"], 0, (48, 4, 48, 12))
+    rows = make_examples(args.examples, SHAPES[SHAPE]["vocab_size"], 0, (48, 4, 48, 12))
     lora = (
         dict(use_lora=True, lora_r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05)
         if lora_r
@@ -73,20 +49,10 @@ def make_trainer(args: argparse.Namespace, lora_r: int, out: str) -> Any:
     )
     cfg = KpodConfig(
         output_dir=os.path.join(out, f"r{lora_r}"),
-        per_device_train_batch_size=args.batch,
-        learning_rate=1e-4,
-        report_to="none",
-        use_cpu=not torch.cuda.is_available(),
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_steps=10_000,
-        max_steps=args.steps,
-        num_train_epochs=2,
-        bf16=True,
-        seed=0,
+        **trainer_args(args.batch, args.steps, bf16=True),
         **lora,  # type: ignore[arg-type]
     )
-    return KpodTrainer(make_model(args.layers, 0), cfg, rows)
+    return KpodTrainer(build_model(SHAPE, pure_bf16=False, layers=args.layers), cfg, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

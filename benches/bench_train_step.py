@@ -89,6 +89,23 @@ def make_model(hidden: int, layers: int, vocab: int, seed: int) -> Any:
     return LlamaForCausalLM(cfg)
 
 
+def trainer_args(batch: int, max_steps: int, bf16: bool) -> dict[str, Any]:
+    """The TrainingArguments every benchmark trainer here shares (CPU unless CUDA, no saving)."""
+    return dict(
+        per_device_train_batch_size=batch,
+        learning_rate=1e-4,
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=10_000,
+        max_steps=max_steps,
+        num_train_epochs=2,
+        bf16=bf16,
+        seed=0,
+    )
+
+
 def build(
     args: argparse.Namespace, out: str
 ) -> tuple[Any, Any, dict[str, Any], dict[str, Any], int]:
@@ -100,23 +117,12 @@ def build(
     rows = make_examples(
         args.examples, args.vocab, 0, (args.prompt_len, args.n_steps, args.step_len, 12)
     )
-    common = dict(
-        per_device_train_batch_size=args.batch,
-        learning_rate=1e-4,
-        report_to="none",
-        use_cpu=not torch.cuda.is_available(),
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_steps=10_000,
-        max_steps=args.loop_steps,
-        bf16=args.bf16,
-        seed=0,
-    )
+    common = trainer_args(args.batch, args.loop_steps, args.bf16)
     # One model object for both trainers (each has its own optimizer): identical
     # weights, memory layout and kernels, so only the training code differs.
     kpod_model = make_model(args.hidden, args.layers, args.vocab, 0)
     plain_model = kpod_model
-    kcfg = KpodConfig(output_dir=os.path.join(out, "kpod"), num_train_epochs=2, **common)  # type: ignore[arg-type]
+    kcfg = KpodConfig(output_dir=os.path.join(out, "kpod"), **common)  # type: ignore[arg-type]
     kpod_tr = KpodTrainer(kpod_model, kcfg, rows)
     # Stage 1 of the curriculum: the batch the KPOD step sees is a real stage batch.
     kpod_tr.enter_stage(1)
@@ -132,7 +138,6 @@ def build(
         all_plain.append({"input_ids": r["input_ids"], "labels": r["labels"]})
     pcfg = TrainingArguments(
         output_dir=os.path.join(out, "plain"),
-        num_train_epochs=2,
         remove_unused_columns=False,
         **common,
     )  # type: ignore[arg-type]

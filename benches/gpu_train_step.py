@@ -122,15 +122,19 @@ def examples(n: int, vocab: int, seq: int, n_steps: int = 5) -> list[dict[str, A
     return rows
 
 
-def build_model(shape: str, pure_bf16: bool) -> Any:
+def build_model(shape: str, pure_bf16: bool, layers: int | None = None) -> Any:
+    """A randomly initialised Llama of ``SHAPES[shape]`` (``layers`` overrides the depth)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    dims = dict(SHAPES[shape])
+    if layers is not None:
+        dims["num_hidden_layers"] = layers
     cfg = LlamaConfig(
         max_position_embeddings=4096,
         pad_token_id=0,
         eos_token_id=1,
         bos_token_id=1,
-        **SHAPES[shape],
+        **dims,
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg)

@@ -53,6 +53,11 @@ NO_PROGRESSION = ("cot", "wo-prog")
 REPRO = ROOT / "runs" / "repro"
 
 
+def switches(name: str) -> list[tuple[str, str, object]]:
+    """(config section, field, value) of every switch variant ``name`` sets."""
+    return [(*key.split(".", 1), value) for key, value in VARIANTS[name].items()]  # type: ignore[misc]
+
+
 def repro_dir(delta_steps: int) -> Path:
     """runs/repro for the default delta_steps = 1, runs/repro/delta<N> otherwise."""
     return REPRO if delta_steps == 1 else REPRO / f"delta{delta_steps}"
@@ -115,8 +120,7 @@ def run_variant(name: str, seed: int, args: argparse.Namespace) -> Path:
     # Zero-shot is greedy decoding of the pretrained student: the same for every
     # seed, so only seed 0 evaluates it.
     cfg["evaluation"]["before"] = seed == 0
-    for key, value in VARIANTS[name].items():
-        section, field = key.split(".")
+    for section, field, value in switches(name):
         cfg[section][field] = value
     kpod_dir = base / f"kpod-s{seed}"
     # Steps before training come from the KPOD run of this setting, else of the
@@ -159,8 +163,7 @@ def same_schedule(name: str, path: Path, kpod_dir: Path) -> dict | None:
     theirs = yaml.safe_load((kpod_dir / "config.yaml").read_text(encoding="utf-8"))
     for cfg in (mine, theirs):
         cfg.pop("run_dir", None)
-        for key in VARIANTS[name]:
-            section, field = key.split(".")
+        for section, field, _ in switches(name):
             cfg[section].pop(field, None)
     if mine != theirs:
         return None

@@ -144,6 +144,12 @@ pub struct Problem<'a> {
 }
 
 impl Weights {
+    /// The cache of unit increments g(W_k + 1) - g(W_k), present when every v_i = 1.
+    #[inline]
+    pub fn unit_cache(&self) -> Option<&[f64]> {
+        self.unit.as_deref()
+    }
+
     /// g(W_k + 1) - g(W_k) when every v_i = 1, else 0.
     #[inline]
     pub fn unit_increment(&self, k: usize) -> f64 {

@@ -3,7 +3,7 @@
 //! * [`Algorithm::Threshold`]: density thresholds from an O(OPT / (eps B))
 //!   ceiling down by factors (1 - eps) to eps OPT / B, with "Greedy + Max"
 //!   best-single-addition candidates; 1/2 - eps guarantee with at most
-//!   `n (6 + ln(8 / eps^2) / -ln(1 - eps))` marginal-gain evaluations.
+//!   `n (7 + ln(8 / eps^2) / -ln(1 - eps))` marginal-gain evaluations.
 //! * [`Algorithm::GreedyMax`]: exact cost-benefit greedy (lazy, exploiting that
 //!   a pick only changes its own cluster's gains) plus the best single
 //!   addition to every greedy prefix; 1/2 guarantee.
@@ -135,7 +135,8 @@ struct Prefixes {
     cum: Vec<f64>,
     /// `val[j]`: F(free + first j picks) - F(free), summed gains.
     val: Vec<f64>,
-    /// Cluster weight after pick j (1-based), for the cluster of that pick.
+    /// The cluster of pick j (1-based) and its state after that pick: its
+    /// unit increment g(W_k + 1) - g(W_k) when v = 1, else its weight W_k.
     after: Vec<(u32, f64)>,
     spent: f64,
 }
@@ -165,11 +166,29 @@ impl Prefixes {
         self.cum.push(self.spent);
         let v = self.val[self.val.len() - 1] + g;
         self.val.push(v);
-        self.after.push((k, ws.w[k as usize]));
+        self.after.push((k, state(ws, k as usize)));
     }
 
     fn len(&self) -> usize {
         self.picks.len()
+    }
+}
+
+/// A cluster's state in `ws`: its unit increment when the cache exists (v = 1),
+/// else its weight. [`gain_from_state`] turns it into a marginal gain.
+#[inline]
+fn state(ws: &Weights, k: usize) -> f64 {
+    ws.unit_cache().map_or(ws.w[k], |u| u[k])
+}
+
+/// The gain of item e given its cluster's [`state`] (bit-identical to
+/// `Problem::gain` with the weights the state came from).
+#[inline]
+fn gain_from_state(p: &Problem<'_>, e: usize, x: f64, unit: bool) -> f64 {
+    if unit {
+        p.modular[e] + p.beta * x
+    } else {
+        p.modular[e] + p.beta * p.concave.delta(x, p.value(e))
     }
 }
 
@@ -183,7 +202,7 @@ impl Prefixes {
 fn best_single_addition(
     p: &Problem<'_>,
     budget: f64,
-    w0: &[f64],
+    ws0: &Weights,
     pre: &Prefixes,
     cand: &[u32],
     upper: &[f64],
@@ -191,8 +210,12 @@ fn best_single_addition(
     evals: &mut u64,
 ) -> Option<(f64, usize, u32)> {
     let m = pre.len();
-    // Per-cluster history of weights after each pick, as CSR over clusters.
     let k = p.n_clusters;
+    let unit = ws0.unit_cache().is_some();
+    let state0: Vec<f64> = (0..k).map(|c| state(ws0, c)).collect();
+    // Per-cluster history of states after each pick, as CSR over clusters:
+    // the 1-based pick index and the state after it, in separate arrays so the
+    // binary search reads only the indices.
     let mut start = vec![0u32; k + 1];
     for &(c, _) in &pre.after {
         start[c as usize + 1] += 1;
@@ -201,12 +224,30 @@ fn best_single_addition(
         start[c + 1] += start[c];
     }
     let mut fill = start.clone();
-    let mut hist: Vec<(u32, f64)> = vec![(0, 0.0); m];
-    for (j, &(c, w)) in pre.after.iter().enumerate() {
+    let mut hist_j = vec![0u32; m];
+    let mut hist_x = vec![0.0f64; m];
+    for (j, &(c, x)) in pre.after.iter().enumerate() {
         let slot = &mut fill[c as usize];
-        hist[*slot as usize] = (j as u32 + 1, w);
+        hist_j[*slot as usize] = j as u32 + 1;
+        hist_x[*slot as usize] = x;
         *slot += 1;
     }
+    drop(fill);
+    // Checkpoints: every cluster's state after 0, s, 2s, ... picks
+    // (`checkpoint_stride`). The gain at the checkpoint at or before j(e)
+    // bounds the gain at j(e) from above (g is concave), so most candidates
+    // are ruled out by one lookup instead of a history search.
+    let stride = checkpoint_stride(m, cand.len(), k);
+    let mut snap = Vec::with_capacity((m / stride + 1) * k);
+    let mut cur = state0.clone();
+    snap.extend_from_slice(&cur);
+    for (j, &(c, x)) in pre.after.iter().enumerate() {
+        cur[c as usize] = x;
+        if (j + 1) % stride == 0 {
+            snap.extend_from_slice(&cur);
+        }
+    }
+    drop(cur);
     // j(e) lookup. slot(x) = floor(x grid / B); last_ge[b] = the last prefix
     // whose remaining budget B - cum[j] has slot >= b. An item of slot b
     // then has j(e) in [last_ge[b + 1], last_ge[b]], searched with the exact
@@ -244,11 +285,25 @@ fn best_single_addition(
             continue;
         }
         let kc = p.cluster[e_us] as usize;
-        let h = &hist[start[kc] as usize..start[kc + 1] as usize];
-        let at = h.partition_point(|&(jj, _)| jj as usize <= j);
-        let wk = if at == 0 { w0[kc] } else { h[at - 1].1 };
-        let g = p.modular[e_us] + p.beta * p.concave.delta(wk, p.value(e_us));
+        let q = j / stride;
+        let g_cp = gain_from_state(p, e_us, snap[q * k + kc], unit);
         *evals += 1;
+        let g = if q * stride == j {
+            g_cp
+        } else {
+            if pre.val[j] + g_cp <= best {
+                continue;
+            }
+            let (s, t) = (start[kc] as usize, start[kc + 1] as usize);
+            let at = hist_j[s..t].partition_point(|&jj| jj as usize <= j);
+            let x = if at == 0 {
+                state0[kc]
+            } else {
+                hist_x[s + at - 1]
+            };
+            *evals += 1;
+            gain_from_state(p, e_us, x, unit)
+        };
         let v = pre.val[j] + g;
         if v > best {
             best = v;
@@ -256,6 +311,14 @@ fn best_single_addition(
         }
     }
     found
+}
+
+/// Picks between the checkpoints of [`best_single_addition`]: about
+/// `min(64, |cand| / K)` checkpoints over the run, so they hold at most
+/// about |cand| + 2K states.
+fn checkpoint_stride(picks: usize, cand: usize, clusters: usize) -> usize {
+    let parts = (cand / clusters.max(1)).clamp(1, 64);
+    picks.div_ceil(parts).max(1)
 }
 
 /// A set of item indices as bits.
@@ -329,7 +392,7 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
     for &i in &free {
         p.add_w(i as usize, &mut ws);
     }
-    let w0 = ws.w.clone();
+    let ws0 = ws.clone();
     let mut upper = Vec::with_capacity(if plus_max { cand.len() } else { 0 });
     if plus_max {
         // Greedy + Max bounds every later gain of an item by its first one.
@@ -338,7 +401,7 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
     }
     if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
         let pre = greedy_unit_run(p, budget, &cand, &mut ws, evals);
-        return finish_greedy(p, budget, plus_max, &free, &cand, &w0, &upper, &pre, evals);
+        return finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals);
     }
     let k = p.n_clusters;
     let mut per: Vec<Vec<Entry>> = vec![Vec::new(); k];
@@ -419,7 +482,7 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         version[c] = version[c].wrapping_add(1);
         refresh(c, &mut heaps, &mut global, &ws, &version, pre.spent, evals);
     }
-    finish_greedy(p, budget, plus_max, &free, &cand, &w0, &upper, &pre, evals)
+    finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals)
 }
 
 /// Greedy + Max candidates (when asked) and the final pick order.
@@ -430,7 +493,7 @@ fn finish_greedy(
     plus_max: bool,
     free: &[u32],
     cand: &[u32],
-    w0: &[f64],
+    ws0: &Weights,
     upper: &[f64],
     pre: &Prefixes,
     evals: &mut u64,
@@ -438,7 +501,7 @@ fn finish_greedy(
     if plus_max {
         let selected = Bits::of(p.len(), &pre.picks);
         if let Some((_, j, e)) =
-            best_single_addition(p, budget, w0, pre, cand, upper, &selected, evals)
+            best_single_addition(p, budget, ws0, pre, cand, upper, &selected, evals)
         {
             return assemble(free, &pre.picks[..j], Some(e));
         }
@@ -996,7 +1059,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     }
     // Phase 5.
     let selected = Bits::of(p.len(), &pre.picks);
-    let aug = best_single_addition(p, budget, &ws0.w, &pre, &cand, &upper, &selected, evals);
+    let aug = best_single_addition(p, budget, &ws0, &pre, &cand, &upper, &selected, evals);
     let mut best = pre.val[pre.len()];
     let mut out = None;
     if let Some((v, j, e)) = aug {

@@ -130,6 +130,22 @@ def _weights_after(f: Objective, items: list[int]) -> np.ndarray:
     return w
 
 
+def checkpoint_stride(picks: int, cand: int, clusters: int) -> int:
+    """Picks between the checkpoints of Greedy + Max's candidate search."""
+    parts = min(max(cand // max(clusters, 1), 1), 64)
+    return max(-(-picks // parts), 1)
+
+
+def _gain_after(f: Objective, w0: np.ndarray, run: Run, e: int, j: int) -> float:
+    """Marginal gain of e given the free items and the first j picks of ``run``."""
+    k = int(f.clusters[e])
+    wk = float(w0[k])
+    for kk, w in run.w_after[:j]:
+        if kk == k:
+            wk = w
+    return float(f.a[e] + f.beta * f.delta(np.float64(wk), f.v[e]))
+
+
 def _best_single_addition(
     f: Objective,
     budget: float,
@@ -146,6 +162,7 @@ def _best_single_addition(
     best = run.val[-1]
     found = None
     chosen = set(run.picks)
+    stride = checkpoint_stride(len(run.picks), len(cand), f.n_clusters)
     for e in cand:
         c = float(f.costs[e])
         # Unpicked items that still fit at the end have no positive gain left.
@@ -154,13 +171,16 @@ def _best_single_addition(
         j = max(jj for jj in range(len(run.cum)) if run.cum[jj] + c <= budget)
         if run.val[j] + upper[e] <= best:
             continue
-        k = int(f.clusters[e])
-        wk = float(w0[k])
-        for jj, (kk, w) in enumerate(run.w_after[:j], start=1):
-            if kk == k and jj <= j:
-                wk = w
-        g = float(f.a[e] + f.beta * f.delta(np.float64(wk), f.v[e]))
+        # The gain after the last checkpoint at or before j bounds the gain
+        # after j from above; one evaluation, and a second only when needed.
+        cp = j // stride * stride
+        g = _gain_after(f, w0, run, e, cp)
         counter[0] += 1
+        if cp != j:
+            if run.val[j] + g <= best:
+                continue
+            g = _gain_after(f, w0, run, e, j)
+            counter[0] += 1
         if run.val[j] + g > best:
             best = run.val[j] + g
             found = (best, j, e)

@@ -14,6 +14,13 @@ use crate::error::Error;
 use crate::objective::{Concave, DenseClusters, Problem};
 use crate::select::{select as core_select, Algorithm, Options};
 
+/// The extension's allocator (the pure-Rust library leaves the choice to its
+/// user). Selections allocate and free arrays of n items every call; mimalloc
+/// reuses those pages where the system allocator returns them to the OS and
+/// faults them in again (10-15 % of a 1M-item `threshold` call).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         PyValueError::new_err(e.to_string())

@@ -122,7 +122,7 @@ def build(
     # weights, memory layout and kernels, so only the training code differs.
     kpod_model = make_model(args.hidden, args.layers, args.vocab, 0)
     plain_model = kpod_model
-    kcfg = KpodConfig(output_dir=os.path.join(out, "kpod"), **common)  # type: ignore[arg-type]
+    kcfg = KpodConfig(output_dir=os.path.join(out, "kpod"), **common)
     kpod_tr = KpodTrainer(kpod_model, kcfg, rows)
     # Stage 1 of the curriculum: the batch the KPOD step sees is a real stage batch.
     kpod_tr.enter_stage(1)
@@ -140,8 +140,8 @@ def build(
         output_dir=os.path.join(out, "plain"),
         remove_unused_columns=False,
         **common,
-    )  # type: ignore[arg-type]
-    plain_tr = Trainer(model=plain_model, args=pcfg, train_dataset=all_plain, data_collator=collate)  # type: ignore[arg-type]
+    )
+    plain_tr = Trainer(model=plain_model, args=pcfg, train_dataset=all_plain, data_collator=collate)
     n_items = int(kbatch["labels"][:, 1:].ne(-100).sum())
     return kpod_tr, plain_tr, kbatch, pbatch, n_items
 

@@ -139,7 +139,7 @@ def build_model(shape: str, pure_bf16: bool, layers: int | None = None) -> Any:
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg)
     if pure_bf16:
-        model = model.to(torch.bfloat16)
+        model = model.to(torch.bfloat16)  # type: ignore[arg-type]
     return model
 
 

@@ -27,6 +27,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
@@ -36,7 +37,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def prepare(args: argparse.Namespace, tokenizer: object) -> tuple[object, object]:
+def prepare(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, Any]:
     from datasets import load_from_disk
 
     from kpod.data import load_records, prepare_examples
@@ -71,7 +72,7 @@ def probe(args: argparse.Namespace, train: object, tok: object) -> None:
             predictor_layers=layers or None,
             max_prefixes=1,
         )
-        module = build_module(cfg, tok, student=load_model("smollm2-135m")).eval()
+        module: Any = build_module(cfg, tok, student=load_model("smollm2-135m")).eval()
         for name, bias in (("all kept", 30.0), ("all masked", -30.0)):
             module.generator.mlp[-1].bias.data.fill_(bias)
             with torch.no_grad():

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {
+VARIANTS: dict[str, dict[str, object]] = {
     "kpod": {},
     "cot": {
         "training.equal_token_weights": True,
@@ -61,7 +61,11 @@ REPRO = ROOT / "runs" / "repro"
 
 def switches(name: str) -> list[tuple[str, str, object]]:
     """(config section, field, value) of every switch variant ``name`` sets."""
-    return [(*key.split(".", 1), value) for key, value in VARIANTS[name].items()]  # type: ignore[misc]
+    out = []
+    for key, value in VARIANTS[name].items():
+        section, field = key.split(".", 1)
+        out.append((section, field, value))
+    return out
 
 
 def repro_dir(delta_steps: int) -> Path:
@@ -276,10 +280,10 @@ def table(base: Path = REPRO) -> str:
                 k = next(iter(kpod.values()), {}).get(ds)  # zero-shot is seed-free
             cells.append(f"{_acc(c)} (n={len(c)})" if c is not None else "not run")
             ok = label != "kpod" and c is not None and k is not None and len(k) == len(c)
-            diffs.append(_diff(c, k) if ok else "")
+            diffs.append(_diff(c, k) if ok and c is not None and k is not None else "")
             if c is not None:
                 pooled.setdefault(label, {}).setdefault(ds, []).append(c)
-                if ok:
+                if ok and k is not None:
                     pooled[label].setdefault(ds + "-d", []).append(c.astype(float) - k)
         marker = run_dir / "train" / ".kpod-step.json"
         secs = ""

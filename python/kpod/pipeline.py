@@ -446,18 +446,22 @@ class Run:
 
     def _train_inputs(self, out: Path) -> tuple[Any, Any]:
         """The training examples (with clusters) and the KpodConfig of the train step."""
-        from kpod.training.config import config_from_dict
-
         ds = self.load_dataset("difficulty")
         labels = json.loads((self.step_dir("clusters") / "clusters.json").read_text())
         if "cluster" in ds.column_names:
             ds = ds.remove_columns("cluster")
         ds = ds.add_column("cluster", labels)
+        return ds, self.training_config(out)
+
+    def training_config(self, out: Path | None = None) -> Any:
+        """The KpodConfig of the train step (its defaults filled in), writing to ``out``."""
+        from kpod.training.config import config_from_dict
+
         opts = dict(self.config.training)
         opts.setdefault("seed", self.config.seed)
         opts["kind"] = self.config.kind
-        opts["output_dir"] = str(out)
-        return ds, config_from_dict(_cpu_bf16(opts))
+        opts["output_dir"] = str(out if out is not None else self.step_dir("train"))
+        return config_from_dict(_cpu_bf16(opts))
 
     def step_train(self, out: Path) -> None:
         from kpod.training.trainer import train_kpod
@@ -564,8 +568,7 @@ def run(
     if until is not None and not result:
         print(f"kpod run: stopped after {until!r} (--until)", flush=True)
         if STEPS.index("clusters") <= STEPS.index(until) < STEPS.index("train"):
-            delta = int(cfg.training.get("delta_steps", 1))
-            _print_schedule(job.schedule_preview(), delta)
+            _print_schedule(job.schedule_preview(), job.training_config().delta_steps)
         return result
     _print_summary(result)
     return result

@@ -290,7 +290,10 @@ def table(base: Path = REPRO) -> str:
         if label not in ("kpod", "zero-shot") and run_dir.name.rsplit("-s", 1)[0] == "kpod":
             secs = "= KPOD: same schedule, not retrained"
         elif step == "eval_after" and marker.is_file():
-            secs = f"{json.loads(marker.read_text())['seconds']:.0f}"
+            m = json.loads(marker.read_text())
+            secs = f"{m['seconds']:.0f}" + (
+                " (resumed; last attempt only)" if m.get("resumed") else ""
+            )
         lines.append(
             f"| {label} | {seed} | {cells[0]} | {cells[1]} | {diffs[0]} | {diffs[1]} | {secs} |"
         )

@@ -94,6 +94,14 @@ def test_run_end_to_end_then_cached(tmp_path: Path, student_dir: Path, capsys) -
         assert f"{step}: cached" in out
     for step in ("train", "eval_after"):
         assert f"{step}: cached" not in out and f"{step}: done" in out
+        assert json.loads((run / step / ".kpod-step.json").read_text())["resumed"] is False
+
+    # A step interrupted after it started (no completion marker) resumes, and says so.
+    (run / "eval_after" / ".kpod-step.json").unlink()
+    assert main(["run", str(cfg), "--set", "training.beta=0.0"]) == 0
+    out = capsys.readouterr().out
+    assert "train: cached" in out and "eval_after: done" in out and "resumed" in out
+    assert json.loads((run / "eval_after" / ".kpod-step.json").read_text())["resumed"] is True
 
 
 def test_config_errors_name_the_problem(tmp_path: Path) -> None:

@@ -243,9 +243,9 @@ class Run:
             return
         out = self.step_dir(step)
         started = out / ".kpod-started.json"
-        if out.is_dir() and (
-            step in self.force or not _started_with(started, self.fingerprints[step])
-        ):
+        # An earlier attempt with the same inputs stopped before its end: resume it.
+        resumed = step not in self.force and _started_with(started, self.fingerprints[step])
+        if out.is_dir() and not resumed:
             # Leftovers of other inputs (checkpoints, partial generations) must not be resumed.
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -256,11 +256,11 @@ class Run:
         fn(out)
         seconds = time.perf_counter() - t0
         self.timings[step] = seconds
-        self._marker(step).write_text(
-            json.dumps({"fingerprint": self.fingerprints[step], "seconds": seconds}) + "\n",
-            encoding="utf-8",
-        )
-        print(f"kpod run: {step}: done in {seconds:.1f} s", flush=True)
+        # `seconds` is this attempt's; `resumed` says earlier, interrupted ones came first.
+        marker = {"fingerprint": self.fingerprints[step], "seconds": seconds, "resumed": resumed}
+        self._marker(step).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        note = " (resumed: this attempt only)" if resumed else ""
+        print(f"kpod run: {step}: done in {seconds:.1f} s{note}", flush=True)
 
     # ------------------------------------------------------------ helpers
     @property

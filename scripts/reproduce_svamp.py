@@ -133,9 +133,11 @@ def run_variant(name: str, seed: int, args: argparse.Namespace) -> Path:
     for section, field, value in switches(name):
         cfg[section][field] = value
     kpod_dir = base / f"kpod-s{seed}"
-    # Steps before training come from the KPOD run of this setting, else of the
-    # default one; the pipeline reuses them only if their fingerprints match.
-    sources = [d for d in (kpod_dir, REPRO / f"kpod-s{seed}") if d != run_dir and d.is_dir()]
+    # Steps before training come from the KPOD run of this setting, else of any
+    # other one with this seed; the pipeline reuses them only if their
+    # fingerprints match.
+    others = [REPRO / f"kpod-s{seed}", *sorted(REPRO.glob(f"delta*/kpod-s{seed}"))]
+    sources = [d for d in (kpod_dir, *others) if d != run_dir and d.is_dir()]
     for step in SHARED_STEPS:
         dst = run_dir / step
         for src_dir in sources:

@@ -13,6 +13,12 @@ pipeline's fingerprints confirm that they match. Interrupt and rerun at will: ev
 finished step and training checkpoint is kept. Results (accuracy with 95% bootstrap
 intervals, paired bootstrap differences against KPOD, run times) go to
 runs/repro/results.md, to be copied into docs/REPRODUCTION.md.
+
+runs/ is not committed and does not outlive the machine, so every finished
+evaluation is also archived, small and in the repository, as
+docs/reproduction/delta<N>/<variant>-s<seed>.json (question ids, per-question
+correctness, extracted answers, train time, stage summary, config). The tables are
+built from that archive, so `--table-only` works on a fresh clone.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ SAME_SCHEDULE = "same-schedule.json"
 # table borrows them from the default one.
 NO_PROGRESSION = ("cot", "wo-prog")
 REPRO = ROOT / "runs" / "repro"
+ARCHIVE = ROOT / "docs" / "reproduction"
 
 
 def switches(name: str) -> list[tuple[str, str, object]]:
@@ -219,30 +226,87 @@ SETS = ("svamp", "asdiv")
 ORDER = ["zero-shot", "cot", "kpod", "kpod-mean", "wo-sig", "wo-sig-dif", "wo-prog", "wo-div"]
 
 
-def _runs(base: Path) -> list[tuple[str, int, Path, str]]:
-    """(label, seed, run dir, eval step) for every finished evaluation.
+def _finished(base: Path) -> list[tuple[str, int, Path, str, str | None]]:
+    """(label, seed, run dir, eval step, same-as) for every finished evaluation in ``base``.
 
     A variant not retrained because its schedule equals KPOD's (``same-schedule.json``)
-    gets the KPOD run's directory.
+    gets the KPOD run's directory and ``same-as`` names it.
     """
-    out = []
-    dirs = list(base.glob("*-s*"))
-    if base != REPRO:
-        dirs += [d for d in REPRO.glob("*-s*") if d.name.rsplit("-s", 1)[0] in NO_PROGRESSION]
-    for run_dir in dirs:
+    out: list[tuple[str, int, Path, str, str | None]] = []
+    for run_dir in base.glob("*-s*"):
         name, seed = run_dir.name.rsplit("-s", 1)
         if name not in VARIANTS or not seed.isdigit():
             continue
         if name == "kpod" and correctness(run_dir, "eval_before", "svamp") is not None:
-            out.append(("zero-shot", int(seed), run_dir, "eval_before"))
+            out.append(("zero-shot", int(seed), run_dir, "eval_before", None))
         if correctness(run_dir, "eval_after", "svamp") is not None:
-            out.append((name, int(seed), run_dir, "eval_after"))
+            out.append((name, int(seed), run_dir, "eval_after", None))
         elif (run_dir / SAME_SCHEDULE).is_file():
             same = json.loads((run_dir / SAME_SCHEDULE).read_text(encoding="utf-8"))
             kpod_dir = base / same["as"]
             if correctness(kpod_dir, "eval_after", "svamp") is not None:
-                out.append((name, int(seed), kpod_dir, "eval_after"))
-    return sorted(out, key=lambda r: (ORDER.index(r[0]), r[1]))
+                out.append((name, int(seed), kpod_dir, "eval_after", same["as"]))
+    return out
+
+
+def archive_dir(delta_steps: int) -> Path:
+    return ARCHIVE / f"delta{delta_steps}"
+
+
+def archive(base: Path, delta_steps: int) -> list[Path]:
+    """Writes the archive record of every finished evaluation under ``base``."""
+    written = []
+    for label, seed, run_dir, step, same_as in _finished(base):
+        rec: dict = {"variant": label, "seed": seed, "delta_steps": delta_steps}
+        rec["run_dir"] = str(run_dir.relative_to(ROOT))
+        if same_as is not None:
+            rec["same_schedule_as"] = same_as
+        for ds in SETS:
+            path = run_dir / step / f"predictions-{ds}.jsonl"
+            if not path.is_file():
+                continue
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+            rec.setdefault("ids", {})[ds] = [str(r["id"]) for r in rows]
+            rec.setdefault("correct", {})[ds] = "".join("1" if r["correct"] else "0" for r in rows)
+            rec.setdefault("prediction", {})[ds] = [r["prediction"] for r in rows]
+        marker = run_dir / "train" / ".kpod-step.json"
+        if step == "eval_after" and same_as is None and marker.is_file():
+            m = json.loads(marker.read_text(encoding="utf-8"))
+            rec["train_seconds"] = round(float(m["seconds"]), 1)
+            rec["train_resumed"] = bool(m.get("resumed", False))
+        stages = run_dir / "train" / "kpod_stages.jsonl"
+        if step == "eval_after" and stages.is_file():
+            rec["stages"] = [
+                {k: v for k, v in json.loads(line).items() if not isinstance(v, list)}
+                for line in stages.read_text(encoding="utf-8").splitlines()
+            ]
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        cfg.pop("run_dir", None)
+        rec["config"] = cfg
+        out = archive_dir(delta_steps) / f"{label}-s{seed}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(rec, indent=1, sort_keys=True) + "\n"
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            out.write_text(text, encoding="utf-8")
+            written.append(out)
+    return written
+
+
+def _records(delta_steps: int) -> list[dict]:
+    """Archived records of a setting, plus the default setting's runs without progression."""
+    recs = [json.loads(p.read_text()) for p in sorted(archive_dir(delta_steps).glob("*.json"))]
+    if delta_steps != 1:
+        recs += [
+            json.loads(p.read_text())
+            for p in sorted(archive_dir(1).glob("*.json"))
+            if p.stem.rsplit("-s", 1)[0] in NO_PROGRESSION
+        ]
+    return sorted(recs, key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
+
+
+def _correct(rec: dict, ds: str) -> np.ndarray | None:
+    bits = rec.get("correct", {}).get(ds)
+    return None if bits is None else np.array([b == "1" for b in bits])
 
 
 def _acc(c: np.ndarray) -> str:
@@ -257,14 +321,10 @@ def _diff(a: np.ndarray, b: np.ndarray) -> str:
     return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
-def table(base: Path = REPRO) -> str:
+def table(delta_steps: int = 1) -> str:
     """Per-run rows, then each variant pooled over its seeds, both against KPOD."""
-    runs = _runs(base)
-    kpod = {
-        seed: {ds: correctness(d, "eval_after", ds) for ds in SETS}
-        for label, seed, d, _ in runs
-        if label == "kpod"
-    }
+    recs = _records(delta_steps)
+    kpod = {r["seed"]: r for r in recs if r["variant"] == "kpod"}
     lines = [
         "Per run (accuracy % with 95% bootstrap interval; paired bootstrap difference "
         "against the KPOD run of the same seed on the same questions):",
@@ -273,28 +333,33 @@ def table(base: Path = REPRO) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     pooled: dict[str, dict[str, list[np.ndarray]]] = {}
-    for label, seed, run_dir, step in runs:
+    for rec in recs:
+        label, seed = rec["variant"], rec["seed"]
+        ref = kpod.get(seed)
+        if ref is None and label == "zero-shot" and kpod:
+            ref = next(iter(kpod.values()))  # zero-shot is seed-free
         cells, diffs = [], []
         for ds in SETS:
-            c = correctness(run_dir, step, ds)
-            k = kpod.get(seed, {}).get(ds)
-            if seed not in kpod and label == "zero-shot":
-                k = next(iter(kpod.values()), {}).get(ds)  # zero-shot is seed-free
+            c = _correct(rec, ds)
+            k = None if ref is None else _correct(ref, ds)
             cells.append(f"{_acc(c)} (n={len(c)})" if c is not None else "not run")
-            ok = label != "kpod" and c is not None and k is not None and len(k) == len(c)
+            ok = (
+                label != "kpod"
+                and c is not None
+                and k is not None
+                and rec["ids"][ds] == ref["ids"][ds]  # type: ignore[index]
+            )
             diffs.append(_diff(c, k) if ok and c is not None and k is not None else "")
             if c is not None:
                 pooled.setdefault(label, {}).setdefault(ds, []).append(c)
                 if ok and k is not None:
                     pooled[label].setdefault(ds + "-d", []).append(c.astype(float) - k)
-        marker = run_dir / "train" / ".kpod-step.json"
         secs = ""
-        if label not in ("kpod", "zero-shot") and run_dir.name.rsplit("-s", 1)[0] == "kpod":
+        if "same_schedule_as" in rec:
             secs = "= KPOD: same schedule, not retrained"
-        elif step == "eval_after" and marker.is_file():
-            m = json.loads(marker.read_text())
-            secs = f"{m['seconds']:.0f}" + (
-                " (resumed; last attempt only)" if m.get("resumed") else ""
+        elif "train_seconds" in rec:
+            secs = f"{rec['train_seconds']:.0f}" + (
+                " (resumed; last attempt only)" if rec.get("train_resumed") else ""
             )
         lines.append(
             f"| {label} | {seed} | {cells[0]} | {cells[1]} | {diffs[0]} | {diffs[1]} | {secs} |"
@@ -400,8 +465,11 @@ def main() -> int:
             for name in order:
                 if name in args.variants or (name == "kpod" and needs_kpod):
                     run_variant(name, seed, args)
-                    (base / "results.md").write_text(table(base), encoding="utf-8")
-    text = table(base)
+                    archive(base, args.delta_steps)
+                    (base / "results.md").write_text(table(args.delta_steps), encoding="utf-8")
+    for path in archive(base, args.delta_steps):
+        print(f"archived {path.relative_to(ROOT)}")
+    text = table(args.delta_steps)
     base.mkdir(parents=True, exist_ok=True)
     (base / "results.md").write_text(text, encoding="utf-8")
     print(text)

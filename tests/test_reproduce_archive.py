@@ -53,9 +53,7 @@ def test_table_pairs_with_kpod_of_the_same_seed_and_pools(repro):
     _write(repro, 2, "kpod", 0, {"svamp": "1100", "asdiv": "1000"}, train_seconds=800.0)
     _write(repro, 2, "kpod", 1, {"svamp": "0000", "asdiv": "0000"}, train_seconds=810.0)
     _write(repro, 2, "wo-div", 0, {"svamp": "1111", "asdiv": "1000"}, train_seconds=700.0)
-    _write(
-        repro, 2, "wo-div", 1, {"svamp": "0000", "asdiv": "0000"}, same_schedule_as="kpod-s1"
-    )
+    _write(repro, 2, "wo-div", 1, {"svamp": "0000", "asdiv": "0000"}, same_schedule_as="kpod-s1")
     text = repro.table(2)
     row = _row(text, "wo-div", "0")
     assert row[2].startswith("100.0")

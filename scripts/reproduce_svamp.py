@@ -276,10 +276,12 @@ def archive(base: Path, delta_steps: int) -> list[Path]:
             rec["train_resumed"] = bool(m.get("resumed", False))
         stages = run_dir / "train" / "kpod_stages.jsonl"
         if step == "eval_after" and stages.is_file():
-            rec["stages"] = [
-                {k: v for k, v in json.loads(line).items() if not isinstance(v, list)}
-                for line in stages.read_text(encoding="utf-8").splitlines()
-            ]
+            rec["stages"] = []
+            for line in stages.read_text(encoding="utf-8").splitlines():
+                st = json.loads(line)
+                summary = {k: v for k, v in st.items() if not isinstance(v, list)}
+                summary["advanced"] = len(st.get("selected", []))
+                rec["stages"].append(summary)
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
         cfg.pop("run_dir", None)
         rec["config"] = cfg

@@ -141,9 +141,10 @@ def run_variant(name: str, seed: int, args: argparse.Namespace) -> Path:
         cfg[section][field] = value
     kpod_dir = base / f"kpod-s{seed}"
     # Steps before training come from the KPOD run of this setting, else of any
-    # other one with this seed; the pipeline reuses them only if their
-    # fingerprints match.
-    others = [REPRO / f"kpod-s{seed}", *sorted(REPRO.glob(f"delta*/kpod-s{seed}"))]
+    # other run with this seed (KPOD runs first); the pipeline reuses them only if
+    # their fingerprints match, and recomputes them otherwise.
+    runs = [*sorted(REPRO.glob(f"*-s{seed}")), *sorted(REPRO.glob(f"delta*/*-s{seed}"))]
+    others = sorted(runs, key=lambda d: d.name != f"kpod-s{seed}")
     sources = [d for d in (kpod_dir, *others) if d != run_dir and d.is_dir()]
     for step in SHARED_STEPS:
         dst = run_dir / step

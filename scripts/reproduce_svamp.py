@@ -144,8 +144,8 @@ def run_variant(name: str, seed: int, args: argparse.Namespace) -> Path:
     # other run with this seed (KPOD runs first); the pipeline reuses them only if
     # their fingerprints match, and recomputes them otherwise.
     runs = [*sorted(REPRO.glob(f"*-s{seed}")), *sorted(REPRO.glob(f"delta*/*-s{seed}"))]
-    others = sorted(runs, key=lambda d: d.name != f"kpod-s{seed}")
-    sources = [d for d in (kpod_dir, *others) if d != run_dir and d.is_dir()]
+    runs.sort(key=lambda d: (d != kpod_dir, d.name != kpod_dir.name))
+    sources = [d for d in runs if d != run_dir and d.is_dir()]
     for step in SHARED_STEPS:
         dst = run_dir / step
         for src_dir in sources:
@@ -324,6 +324,38 @@ def _diff(a: np.ndarray, b: np.ndarray) -> str:
     return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
+def stage_table(delta_steps: int) -> str:
+    """Questions advanced / eligible at each curriculum stage of every archived run
+    whose stages record eligibility ("" when none does: runs without progression)."""
+    rows = []
+    for rec in _records(delta_steps):
+        stages = [st for st in rec.get("stages") or [] if st.get("eligible") is not None]
+        cells = [
+            f"{st['advanced']} / {st['eligible']}" + (" (bound)" if st.get("bound") else "")
+            for st in stages
+        ]
+        if cells:
+            rows.append([rec["variant"], str(rec["seed"]), *cells])
+    if not rows:
+        return ""
+    n = max(len(r) for r in rows) - 2
+    head = ["variant", "seed", *(f"stage {t}" for t in range(1, n + 1))]
+    lines = [
+        "Questions advanced / eligible at each stage (from the archive):",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
+    lines += ["| " + " | ".join(r + [""] * (len(head) - len(r))) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def report(delta_steps: int) -> str:
+    """What ``--table-only`` prints and ``results.md`` holds: stages, then accuracies."""
+    stages = stage_table(delta_steps)
+    return (stages + "\n" if stages else "") + table(delta_steps)
+
+
 def table(delta_steps: int = 1) -> str:
     """Per-run rows, then each variant pooled over its seeds, both against KPOD."""
     recs = _records(delta_steps)
@@ -469,10 +501,10 @@ def main() -> int:
                 if name in args.variants or (name == "kpod" and needs_kpod):
                     run_variant(name, seed, args)
                     archive(base, args.delta_steps)
-                    (base / "results.md").write_text(table(args.delta_steps), encoding="utf-8")
+                    (base / "results.md").write_text(report(args.delta_steps), encoding="utf-8")
     for path in archive(base, args.delta_steps):
         print(f"archived {path.relative_to(ROOT)}")
-    text = table(args.delta_steps)
+    text = report(args.delta_steps)
     base.mkdir(parents=True, exist_ok=True)
     (base / "results.md").write_text(text, encoding="utf-8")
     print(text)

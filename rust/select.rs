@@ -393,6 +393,19 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         p.add_w(i as usize, &mut ws);
     }
     let ws0 = ws.clone();
+    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+        if let Some((pre, by_cost)) = greedy_unit_sorted(p, budget, &cand, &mut ws, evals) {
+            let extra = if plus_max {
+                best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, evals)
+            } else {
+                None
+            };
+            return match extra {
+                Some((_, j, e)) => assemble(&free, &pre.picks[..j], Some(e)),
+                None => assemble(&free, &pre.picks, None),
+            };
+        }
+    }
     let mut upper = Vec::with_capacity(if plus_max { cand.len() } else { 0 });
     if plus_max {
         // Greedy + Max bounds every later gain of an item by its first one.
@@ -672,6 +685,383 @@ fn greedy_unit_run(
         }
     }
     pre
+}
+
+/// A positive-cost candidate in (cost, index) order: its cost's bit pattern
+/// (positive finite floats order like their bits), index and cluster.
+#[derive(Clone, Copy, Default)]
+struct CostItem {
+    bits: u64,
+    idx: u32,
+    k: u32,
+}
+
+/// One step of the KPOD greedy: the item of rank r in its cluster, with its
+/// density `d` (as bits) when its cluster holds r picks.
+#[derive(Clone, Copy, Default)]
+struct Step {
+    d: u64,
+    c: f64,
+    idx: u32,
+    k: u32,
+}
+
+/// Buckets for keys in `[lo, hi]`: at most about `n` of them (power of two,
+/// 16 to 2^20), and the shift that maps `key - lo` onto them. Returns
+/// (bucket count, shift); `(key - lo) >> shift < count` for every key.
+fn key_buckets(lo: u64, hi: u64, n: usize) -> (usize, u32) {
+    let cap = n.next_power_of_two().clamp(16, 1 << 20);
+    let range = hi - lo;
+    let need = 64 - range.leading_zeros();
+    let shift = need.saturating_sub(cap.trailing_zeros());
+    (((range >> shift) as usize) + 1, shift)
+}
+
+/// Turns bucket counts (`start[b + 1]` = size of bucket b) into start offsets.
+fn offsets(start: &mut [u32]) {
+    for b in 1..start.len() {
+        start[b] += start[b - 1];
+    }
+}
+
+/// Sorts a short slice in place by `less` (insertion sort; buckets of the
+/// bucket passes hold a few items on average, for which a library sort's
+/// call and set-up cost more than the sorting), a long one with the library.
+#[inline]
+fn sort_small<T: Copy>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    if v.len() > 24 {
+        v.sort_unstable_by(|a, b| {
+            if less(a, b) {
+                Ordering::Less
+            } else if less(b, a) {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        });
+        return;
+    }
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && less(&x, &v[j - 1]) {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
+/// The candidates in ascending (cost, index) order: a stable bucket pass on
+/// the cost bits (about four items per bucket) leaves them nearly sorted,
+/// and an insertion pass finishes the order; if that pass has to move items
+/// far (costs bunched into few buckets), a library sort does it instead.
+/// Also counts the candidates of every cluster into `per_cluster`.
+fn cost_order(p: &Problem<'_>, cand: &[u32], per_cluster: &mut [u32]) -> Vec<CostItem> {
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for &i in cand {
+        let b = p.costs[i as usize].to_bits();
+        lo = lo.min(b);
+        hi = hi.max(b);
+        per_cluster[p.cluster[i as usize] as usize] += 1;
+    }
+    let (nb, shift) = key_buckets(lo, hi, cand.len() / 4);
+    let mut start = vec![0u32; nb + 1];
+    for &i in cand {
+        start[((p.costs[i as usize].to_bits() - lo) >> shift) as usize + 1] += 1;
+    }
+    offsets(&mut start);
+    let mut out = vec![CostItem::default(); cand.len()];
+    for &i in cand {
+        let bits = p.costs[i as usize].to_bits();
+        let slot = &mut start[((bits - lo) >> shift) as usize];
+        out[*slot as usize] = CostItem {
+            bits,
+            idx: i,
+            k: p.cluster[i as usize],
+        };
+        *slot += 1;
+    }
+    let key = |t: &CostItem| (t.bits, t.idx);
+    let mut moves = 0usize;
+    let limit = 8 * out.len() + 64;
+    for i in 1..out.len() {
+        let x = out[i];
+        let mut j = i;
+        while j > 0 && key(&x) < key(&out[j - 1]) {
+            out[j] = out[j - 1];
+            j -= 1;
+        }
+        out[j] = x;
+        moves += i - j;
+        if moves > limit {
+            out.sort_unstable_by_key(key);
+            break;
+        }
+    }
+    out
+}
+
+/// The KPOD greedy (modular = costs, v = 1, beta > 0) in O(n) expected
+/// time. Inside a cluster the gain of every item is `c + y(W_k)` with
+/// `y(w) = beta (g(w + 1) - g(w))`, so the r-th pick of a cluster is its
+/// r-th cheapest item (ties to the lower index) and its density
+/// `d = (c + y(W0_k + r)) / c` is known before the run. A cluster's
+/// densities never rise, so the greedy order is the order of all (item,
+/// rank) steps by (density desc, index asc), found with one bucket pass on
+/// the density bits. The run walks that order: a step that does not fit
+/// ends its cluster (every later step of it costs at least as much and the
+/// budget only shrinks); the others are taken.
+///
+/// Only steps that can matter are ordered: those up to the density bucket
+/// where the summed cost certainly passes the budget, and later ones cheap
+/// enough to fit in what can be left after the earlier buckets (with
+/// margins far above the rounding of the sums). A step left out would not
+/// fit when reached, and neither would any later step of its cluster, so
+/// leaving them out ends the same clusters.
+///
+/// This is the generic greedy's run step for step, with the same floats,
+/// provided the cheapest live item of a cluster really has the largest float
+/// density: rounding can reorder items whose costs agree to a few ulps. Each
+/// step is checked against the next dearer cost among all candidates with
+/// the rounding bound `(1 + y / c)(1 + 4 eps)`; if the bound cannot rule it
+/// out, `None` is returned before `ws` is touched and the caller runs
+/// [`greedy_unit_run`], which handles such ties exactly.
+///
+/// Returns the run and the candidates in (cost, index) order.
+fn greedy_unit_sorted(
+    p: &Problem<'_>,
+    budget: f64,
+    cand: &[u32],
+    ws: &mut Weights,
+    evals: &mut u64,
+) -> Option<(Prefixes, Vec<CostItem>)> {
+    let k = p.n_clusters;
+    let mut per_cluster = vec![0u32; k];
+    let by_cost = cost_order(p, cand, &mut per_cluster);
+    let mut pre = Prefixes::new();
+    if by_cost.is_empty() {
+        return Some((pre, by_cost));
+    }
+    // y(w) for every weight a cluster can reach (w = free items + rank).
+    let longest = (0..k)
+        .filter(|&c| per_cluster[c] > 0)
+        .map(|c| ws.w[c] as usize + per_cluster[c] as usize)
+        .max()
+        .unwrap_or(0);
+    let ytab: Vec<f64> = (0..longest)
+        .map(|w| p.beta * p.concave.delta(w as f64, 1.0))
+        .collect();
+    // Densities in (cost, index) order, the rounding check, and per density
+    // bucket the number and summed cost of its steps. Every density lies in
+    // [1, (1 + y(0) / c_min)(1 + 4 eps)] (a gain is at least its cost);
+    // buckets are counted from the top.
+    let c_min = f64::from_bits(by_cost[0].bits);
+    let d_lo = 1.0f64.to_bits();
+    let d_hi = ((1.0 + p.beta * p.concave.delta(0.0, 1.0) / c_min) * (1.0 + 8.0 * f64::EPSILON))
+        .to_bits()
+        .max(d_lo);
+    let (nb, shift) = key_buckets(d_lo, d_hi, by_cost.len() / 4);
+    let bucket = |d: u64| ((d_hi.saturating_sub(d) >> shift) as usize).min(nb - 1);
+    let mut count = vec![0u32; nb + 1];
+    let mut mass = vec![0.0f64; nb];
+    let mut dens = vec![0u64; by_cost.len()];
+    let mut rank = vec![0u32; k];
+    let round = 1.0 + 4.0 * f64::EPSILON;
+    let mut next = 0usize; // first position with a dearer cost than the current one
+    for (pos, t) in by_cost.iter().enumerate() {
+        let kc = t.k as usize;
+        let c = f64::from_bits(t.bits);
+        let y = ytab[ws.w[kc] as usize + rank[kc] as usize];
+        rank[kc] += 1;
+        let d = (c + y) / c;
+        *evals += 1;
+        let b = bucket(d.to_bits());
+        dens[pos] = d.to_bits();
+        count[b + 1] += 1;
+        mass[b] += c;
+        if next <= pos {
+            next = pos + 1;
+            while next < by_cost.len() && by_cost[next].bits == t.bits {
+                next += 1;
+            }
+        }
+        // Every dearer item of the cluster costs at least by_cost[next].
+        if next < by_cost.len() {
+            let c_next = f64::from_bits(by_cost[next].bits);
+            if (1.0 + y / c_next) * round >= d {
+                return None;
+            }
+        }
+    }
+    // Phase 1 walks the buckets up to the first one where the summed cost
+    // passes the budget (where the run first skips a step, up to rounding).
+    // Any later step that is taken fits in what is left after phase 1, so
+    // phase 2 only orders the later steps that fit then: a prefix of the
+    // cost order. (Any split point is exact; this one keeps both phases small.)
+    let mut b_last = nb - 1;
+    let mut sum = 0.0f64;
+    for (b, &m) in mass.iter().enumerate() {
+        sum += m;
+        if sum > budget {
+            b_last = b;
+            break;
+        }
+    }
+    drop(mass);
+    offsets(&mut count[..b_last + 2]);
+    let mut order = vec![Step::default(); count[b_last + 1] as usize];
+    for (t, &d) in by_cost.iter().zip(&dens) {
+        let b = bucket(d);
+        if b <= b_last {
+            let slot = &mut count[b];
+            order[*slot as usize] = Step {
+                d,
+                c: f64::from_bits(t.bits),
+                idx: t.idx,
+                k: t.k,
+            };
+            *slot += 1;
+        }
+    }
+    let mut dead = vec![false; k];
+    let mut walk = |seg: &[Step], pre: &mut Prefixes, ws: &mut Weights| {
+        for t in seg {
+            let c = t.k as usize;
+            if dead[c] {
+                continue;
+            }
+            if pre.spent + t.c > budget {
+                dead[c] = true;
+                continue;
+            }
+            let g = t.c + ytab[ws.w[c] as usize];
+            pre.take_kc(p, t.idx as usize, t.k, t.c, g, ws);
+        }
+    };
+    let mut begin = 0usize;
+    for &end in &count[..=b_last] {
+        let end = end as usize;
+        let seg = &mut order[begin..end];
+        begin = end;
+        if seg.len() > 1 {
+            sort_small(seg, |a, b| a.d > b.d || (a.d == b.d && a.idx < b.idx));
+        }
+        walk(seg, &mut pre, ws);
+    }
+    // Phase 2.
+    let fits = by_cost.partition_point(|t| pre.spent + f64::from_bits(t.bits) <= budget);
+    order.clear();
+    for (t, &d) in by_cost[..fits].iter().zip(&dens) {
+        if bucket(d) > b_last {
+            order.push(Step {
+                d,
+                c: f64::from_bits(t.bits),
+                idx: t.idx,
+                k: t.k,
+            });
+        }
+    }
+    order.sort_unstable_by(|a, b| b.d.cmp(&a.d).then(a.idx.cmp(&b.idx)));
+    walk(&order, &mut pre, ws);
+    Some((pre, by_cost))
+}
+
+/// [`best_single_addition`] for the KPOD objective with the candidates in
+/// ascending (cost, index) order: `j(e)` only falls as the cost grows, so
+/// one pointer replaces the binary searches, the items that still fit after
+/// the run are a prefix skipped at once, and the bound `val[j] + c + y(W0_k)`
+/// rules out most of the rest before any history lookup. Same result as
+/// [`best_single_addition`], ties (equal value) to the lower index.
+fn best_single_addition_sorted(
+    p: &Problem<'_>,
+    budget: f64,
+    ws0: &Weights,
+    pre: &Prefixes,
+    by_cost: &[CostItem],
+    evals: &mut u64,
+) -> Option<(f64, usize, u32)> {
+    let m = pre.len();
+    let k = p.n_clusters;
+    let state0: Vec<f64> = (0..k).map(|c| state(ws0, c)).collect();
+    let rest = by_cost.partition_point(|t| pre.spent + f64::from_bits(t.bits) <= budget);
+    let by_cost = &by_cost[rest..];
+    if by_cost.is_empty() || m == 0 {
+        // m == 0: nothing fits after the run that did not fit before it.
+        return None;
+    }
+    let selected = Bits::of(p.len(), &pre.picks);
+    let mut start = vec![0u32; k + 1];
+    for &(c, _) in &pre.after {
+        start[c as usize + 1] += 1;
+    }
+    offsets(&mut start);
+    let mut fill = start.clone();
+    let mut hist_j = vec![0u32; m];
+    let mut hist_x = vec![0.0f64; m];
+    for (j, &(c, x)) in pre.after.iter().enumerate() {
+        let slot = &mut fill[c as usize];
+        hist_j[*slot as usize] = j as u32 + 1;
+        hist_x[*slot as usize] = x;
+        *slot += 1;
+    }
+    drop(fill);
+    let stride = checkpoint_stride(m, by_cost.len(), k);
+    let mut snap = Vec::with_capacity((m / stride + 1) * k);
+    let mut cur = state0.clone();
+    snap.extend_from_slice(&cur);
+    for (j, &(c, x)) in pre.after.iter().enumerate() {
+        cur[c as usize] = x;
+        if (j + 1) % stride == 0 {
+            snap.extend_from_slice(&cur);
+        }
+    }
+    drop(cur);
+    let mut best = pre.val[m];
+    let mut found: Option<(f64, usize, u32)> = None;
+    let beats = |v: f64, e: u32, best: f64, found: &Option<(f64, usize, u32)>| {
+        v > best || (v == best && found.is_some_and(|(_, _, fe)| e < fe))
+    };
+    let mut j = m;
+    for t in by_cost {
+        let c = f64::from_bits(t.bits);
+        while pre.cum[j] + c > budget {
+            j -= 1;
+        }
+        let e = t.idx;
+        let kc = t.k as usize;
+        *evals += 1;
+        if !beats(pre.val[j] + (c + p.beta * state0[kc]), e, best, &found)
+            || selected.get(e as usize)
+        {
+            continue;
+        }
+        let q = j / stride;
+        let g_cp = c + p.beta * snap[q * k + kc];
+        *evals += 1;
+        let g = if q * stride == j {
+            g_cp
+        } else {
+            if !beats(pre.val[j] + g_cp, e, best, &found) {
+                continue;
+            }
+            let (s, t_end) = (start[kc] as usize, start[kc + 1] as usize);
+            let at = hist_j[s..t_end].partition_point(|&jj| jj as usize <= j);
+            let x = if at == 0 {
+                state0[kc]
+            } else {
+                hist_x[s + at - 1]
+            };
+            *evals += 1;
+            c + p.beta * x
+        };
+        let v = pre.val[j] + g;
+        if beats(v, e, best, &found) {
+            best = v;
+            found = Some((v, j, e));
+        }
+    }
+    found
 }
 
 /// A live item of the threshold algorithm's level lists.

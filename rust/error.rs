@@ -91,11 +91,16 @@ impl std::error::Error for Error {}
 /// Result alias of the core.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Checks that every element is finite and `>= 0`.
-pub(crate) fn check_nonneg_finite(arg: &'static str, xs: &[f64]) -> Result<()> {
-    // Fast path: a single branch-free scan; the slow path finds the first offender.
-    if xs.iter().all(|x| x.is_finite() && *x >= 0.0) {
-        return Ok(());
+/// Checks that every element is finite and `>= 0`; returns their sum
+/// (in index order), which callers check for overflow.
+pub(crate) fn check_nonneg_finite(arg: &'static str, xs: &[f64]) -> Result<f64> {
+    // Fast path: one branch-free scan that also sums; the slow path finds the
+    // first offender.
+    let (sum, ok) = xs.iter().fold((0.0f64, true), |(s, ok), &x| {
+        (s + x, ok & (x.is_finite() & (x >= 0.0)))
+    });
+    if ok {
+        return Ok(sum);
     }
     let (index, value) = xs
         .iter()

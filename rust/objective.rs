@@ -72,17 +72,22 @@ impl DenseClusters {
     /// is the order of their ids.
     pub fn from_ids(arg: &'static str, clusters: &[i64]) -> Result<Self> {
         let n = clusters.len();
-        let mut max = -1i64;
-        for (i, &c) in clusters.iter().enumerate() {
-            if c < 0 {
-                return Err(Error::InvalidElement {
-                    arg,
-                    index: i,
-                    value: c.to_string(),
-                    expected: "a cluster id >= 0",
-                });
-            }
-            max = max.max(c);
+        // One branch-free pass for the range; the first offender only on failure.
+        let (min, max) = clusters
+            .iter()
+            .fold((i64::MAX, -1i64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+        if min < 0 {
+            let (i, &c) = clusters
+                .iter()
+                .enumerate()
+                .find(|(_, &c)| c < 0)
+                .unwrap_or((0, &min));
+            return Err(Error::InvalidElement {
+                arg,
+                index: i,
+                value: c.to_string(),
+                expected: "a cluster id >= 0",
+            });
         }
         let direct_limit = 2 * n as u64 + 1024;
         if max < 0 {
@@ -168,15 +173,17 @@ impl<'a> Problem<'a> {
         concave: Concave,
     ) -> Result<Self> {
         let n = costs.len();
-        check_nonneg_finite("costs", costs)?;
+        let cost_sum = check_nonneg_finite("costs", costs)?;
         check_len("clusters", clusters.ids.len(), n, "costs")?;
+        let mut modular_sum = None;
         if let Some(m) = modular {
             check_len("modular", m.len(), n, "costs")?;
-            check_nonneg_finite("modular", m)?;
+            modular_sum = Some(check_nonneg_finite("modular", m)?);
         }
+        let mut values_sum = None;
         if let Some(v) = values {
             check_len("values", v.len(), n, "costs")?;
-            check_nonneg_finite("values", v)?;
+            values_sum = Some(check_nonneg_finite("values", v)?);
         }
         if !(beta.is_finite() && beta >= 0.0) {
             return Err(Error::InvalidScalar {
@@ -186,18 +193,16 @@ impl<'a> Problem<'a> {
             });
         }
         concave.validate()?;
-        for (arg, xs) in [
-            ("costs", Some(costs)),
-            ("modular", modular),
-            ("values", values),
+        for (arg, sum) in [
+            ("costs", Some(cost_sum)),
+            ("modular", modular_sum),
+            ("values", values_sum),
         ] {
-            if let Some(xs) = xs {
-                if !xs.iter().sum::<f64>().is_finite() {
-                    return Err(Error::InvalidOption {
-                        arg,
-                        message: "the sum overflows float64; rescale the array".to_string(),
-                    });
-                }
+            if sum.is_some_and(|s| !s.is_finite()) {
+                return Err(Error::InvalidOption {
+                    arg,
+                    message: "the sum overflows float64; rescale the array".to_string(),
+                });
             }
         }
         if let Some(&bad) = clusters.ids.iter().find(|&&k| k as usize >= clusters.count) {

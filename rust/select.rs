@@ -169,6 +169,18 @@ impl Prefixes {
         self.after.push((k, state(ws, k as usize)));
     }
 
+    /// Appends pick i of cluster k with cost c and gain g, after which the
+    /// cluster's [`state`] is `after`.
+    #[inline]
+    fn push(&mut self, i: u32, k: u32, c: f64, g: f64, after: f64) {
+        self.spent += c;
+        self.picks.push(i);
+        self.cum.push(self.spent);
+        let v = self.val[self.val.len() - 1] + g;
+        self.val.push(v);
+        self.after.push((k, after));
+    }
+
     fn len(&self) -> usize {
         self.picks.len()
     }
@@ -394,7 +406,7 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
     }
     let ws0 = ws.clone();
     if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
-        if let Some((pre, by_cost)) = greedy_unit_sorted(p, budget, &cand, &mut ws, evals) {
+        if let Some((pre, by_cost)) = greedy_unit_sorted(p, budget, &cand, &ws, evals) {
             let extra = if plus_max {
                 best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, evals)
             } else {
@@ -752,12 +764,15 @@ fn sort_small<T: Copy>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
     }
 }
 
-/// The candidates in ascending (cost, index) order: a stable bucket pass on
-/// the cost bits (about four items per bucket) leaves them nearly sorted,
-/// and an insertion pass finishes the order; if that pass has to move items
-/// far (costs bunched into few buckets), a library sort does it instead.
-/// Also counts the candidates of every cluster into `per_cluster`.
+/// The candidates in ascending (cost, index) order. A two-pass LSD radix
+/// sort (11-bit digits) on the top 22 significant bits of the cost bits
+/// (positive floats order like their bits) leaves them sorted up to items
+/// whose costs share those bits, and an insertion pass settles those; when
+/// costs are so bunched that it would move items far, a library sort does
+/// it instead. Also counts the candidates of every cluster into `per_cluster`.
 fn cost_order(p: &Problem<'_>, cand: &[u32], per_cluster: &mut [u32]) -> Vec<CostItem> {
+    const DIGIT: u32 = 11;
+    const RADIX: usize = 1 << DIGIT;
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     for &i in cand {
         let b = p.costs[i as usize].to_bits();
@@ -765,37 +780,55 @@ fn cost_order(p: &Problem<'_>, cand: &[u32], per_cluster: &mut [u32]) -> Vec<Cos
         hi = hi.max(b);
         per_cluster[p.cluster[i as usize] as usize] += 1;
     }
-    let (nb, shift) = key_buckets(lo, hi, cand.len() / 4);
-    let mut start = vec![0u32; nb + 1];
-    for &i in cand {
-        start[((p.costs[i as usize].to_bits() - lo) >> shift) as usize + 1] += 1;
-    }
-    offsets(&mut start);
     let mut out = vec![CostItem::default(); cand.len()];
+    if cand.is_empty() {
+        return out;
+    }
+    let shift = (64 - (hi - lo).leading_zeros()).saturating_sub(2 * DIGIT);
+    let key = |bits: u64| ((bits - lo) >> shift) as usize;
+    let mut low = vec![0u32; RADIX + 1];
+    let mut high = vec![0u32; RADIX + 1];
+    for &i in cand {
+        let kk = key(p.costs[i as usize].to_bits());
+        low[(kk & (RADIX - 1)) + 1] += 1;
+        high[(kk >> DIGIT) + 1] += 1;
+    }
+    offsets(&mut low);
+    offsets(&mut high);
+    let mut tmp = vec![CostItem::default(); cand.len()];
     for &i in cand {
         let bits = p.costs[i as usize].to_bits();
-        let slot = &mut start[((bits - lo) >> shift) as usize];
-        out[*slot as usize] = CostItem {
+        let slot = &mut low[key(bits) & (RADIX - 1)];
+        tmp[*slot as usize] = CostItem {
             bits,
             idx: i,
             k: p.cluster[i as usize],
         };
         *slot += 1;
     }
-    let key = |t: &CostItem| (t.bits, t.idx);
+    for t in &tmp {
+        let slot = &mut high[key(t.bits) >> DIGIT];
+        out[*slot as usize] = *t;
+        *slot += 1;
+    }
+    drop(tmp);
+    let order = |t: &CostItem| (t.bits, t.idx);
     let mut moves = 0usize;
-    let limit = 8 * out.len() + 64;
+    let limit = 4 * out.len() + 64;
     for i in 1..out.len() {
+        if order(&out[i - 1]) <= order(&out[i]) {
+            continue;
+        }
         let x = out[i];
         let mut j = i;
-        while j > 0 && key(&x) < key(&out[j - 1]) {
+        while j > 0 && order(&x) < order(&out[j - 1]) {
             out[j] = out[j - 1];
             j -= 1;
         }
         out[j] = x;
         moves += i - j;
         if moves > limit {
-            out.sort_unstable_by_key(key);
+            out.sort_unstable_by_key(order);
             break;
         }
     }
@@ -833,7 +866,7 @@ fn greedy_unit_sorted(
     p: &Problem<'_>,
     budget: f64,
     cand: &[u32],
-    ws: &mut Weights,
+    ws: &Weights,
     evals: &mut u64,
 ) -> Option<(Prefixes, Vec<CostItem>)> {
     let k = p.n_clusters;
@@ -849,9 +882,14 @@ fn greedy_unit_sorted(
         .map(|c| ws.w[c] as usize + per_cluster[c] as usize)
         .max()
         .unwrap_or(0);
-    let ytab: Vec<f64> = (0..longest)
-        .map(|w| p.beta * p.concave.delta(w as f64, 1.0))
+    // utab[w] = g(w + 1) - g(w), the state a cluster of weight w is in;
+    // ytab[w] = beta utab[w], the diversity part of its items' gains.
+    let utab: Vec<f64> = (0..=longest)
+        .map(|w| p.concave.delta(w as f64, 1.0))
         .collect();
+    let ytab: Vec<f64> = utab.iter().map(|&u| p.beta * u).collect();
+    // at[c]: the weight of cluster c as the run goes (its free items first).
+    let mut at: Vec<u32> = (0..k).map(|c| ws.w[c] as u32).collect();
     // Densities in (cost, index) order, the rounding check, and per density
     // bucket the number and summed cost of its steps. Every density lies in
     // [1, (1 + y(0) / c_min)(1 + 4 eps)] (a gain is at least its cost);
@@ -866,16 +904,15 @@ fn greedy_unit_sorted(
     let mut count = vec![0u32; nb + 1];
     let mut mass = vec![0.0f64; nb];
     let mut dens = vec![0u64; by_cost.len()];
-    let mut rank = vec![0u32; k];
-    let round = 1.0 + 4.0 * f64::EPSILON;
+    let mut rank = at.clone();
+    let tol = 4.0 * f64::EPSILON;
     let mut next = 0usize; // first position with a dearer cost than the current one
     for (pos, t) in by_cost.iter().enumerate() {
         let kc = t.k as usize;
         let c = f64::from_bits(t.bits);
-        let y = ytab[ws.w[kc] as usize + rank[kc] as usize];
+        let y = ytab[rank[kc] as usize];
         rank[kc] += 1;
         let d = (c + y) / c;
-        *evals += 1;
         let b = bucket(d.to_bits());
         dens[pos] = d.to_bits();
         count[b + 1] += 1;
@@ -886,14 +923,18 @@ fn greedy_unit_sorted(
                 next += 1;
             }
         }
-        // Every dearer item of the cluster costs at least by_cost[next].
+        // Every dearer item of the cluster costs at least c_next. Its float
+        // density is below d if (1 + y / c_r) / (1 + y / c_t) > 1 + 2 eps
+        // with margin: y (c_t - c_r) > 4 eps d c_r c_t, which then holds for
+        // every c_t >= c_next as well.
         if next < by_cost.len() {
             let c_next = f64::from_bits(by_cost[next].bits);
-            if (1.0 + y / c_next) * round >= d {
+            if y * (c_next - c) <= tol * d * c * c_next {
                 return None;
             }
         }
     }
+    *evals += by_cost.len() as u64;
     // Phase 1 walks the buckets up to the first one where the summed cost
     // passes the budget (where the run first skips a step, up to rounding).
     // Any later step that is taken fits in what is left after phase 1, so
@@ -925,7 +966,7 @@ fn greedy_unit_sorted(
         }
     }
     let mut dead = vec![false; k];
-    let mut walk = |seg: &[Step], pre: &mut Prefixes, ws: &mut Weights| {
+    let mut walk = |seg: &[Step], pre: &mut Prefixes| {
         for t in seg {
             let c = t.k as usize;
             if dead[c] {
@@ -935,8 +976,9 @@ fn greedy_unit_sorted(
                 dead[c] = true;
                 continue;
             }
-            let g = t.c + ytab[ws.w[c] as usize];
-            pre.take_kc(p, t.idx as usize, t.k, t.c, g, ws);
+            let w = at[c] as usize;
+            at[c] += 1;
+            pre.push(t.idx, t.k, t.c, t.c + ytab[w], utab[w + 1]);
         }
     };
     let mut begin = 0usize;
@@ -947,7 +989,7 @@ fn greedy_unit_sorted(
         if seg.len() > 1 {
             sort_small(seg, |a, b| a.d > b.d || (a.d == b.d && a.idx < b.idx));
         }
-        walk(seg, &mut pre, ws);
+        walk(seg, &mut pre);
     }
     // Phase 2.
     let fits = by_cost.partition_point(|t| pre.spent + f64::from_bits(t.bits) <= budget);
@@ -963,7 +1005,7 @@ fn greedy_unit_sorted(
         }
     }
     order.sort_unstable_by(|a, b| b.d.cmp(&a.d).then(a.idx.cmp(&b.idx)));
-    walk(&order, &mut pre, ws);
+    walk(&order, &mut pre);
     Some((pre, by_cost))
 }
 

@@ -189,24 +189,13 @@ def select(
     Raises:
         ValueError: on any invalid argument; the message names it.
     """
+    # Dtype, shape and layout are settled here; element values (finite, >= 0,
+    # ids >= 0) and lengths are checked in one pass by the native core, whose
+    # errors name the argument and the first bad index the same way.
     c = _array("costs", costs, "float")
     k = _array("clusters", clusters, "int")
-    n = c.shape[0]
-    if k.shape[0] != n:
-        raise ValueError(f"clusters has length {k.shape[0]} but costs has length {n}")
-    _nonneg_finite("costs", c)
-    _nonneg_ids("clusters", k)
-    a = v = None
-    if modular is not None:
-        a = _array("modular", modular, "float")
-        if a.shape[0] != n:
-            raise ValueError(f"modular has length {a.shape[0]} but costs has length {n}")
-        _nonneg_finite("modular", a)
-    if values is not None:
-        v = _array("values", values, "float")
-        if v.shape[0] != n:
-            raise ValueError(f"values has length {v.shape[0]} but costs has length {n}")
-        _nonneg_finite("values", v)
+    a = None if modular is None else _array("modular", modular, "float")
+    v = None if values is None else _array("values", values, "float")
     b = _scalar("budget", budget, 0.0)
     be = _scalar("beta", beta, 0.0)
     e = _scalar("eps", eps, 0.0, lo_open=True, hi=1.0, hi_open=True)

@@ -856,10 +856,11 @@ fn cost_order(p: &Problem<'_>, cand: &[u32], per_cluster: &mut [u32]) -> Vec<Cos
 /// This is the generic greedy's run step for step, with the same floats,
 /// provided the cheapest live item of a cluster really has the largest float
 /// density: rounding can reorder items whose costs agree to a few ulps. Each
-/// step is checked against the next dearer cost among all candidates with
-/// the rounding bound `(1 + y / c)(1 + 4 eps)`; if the bound cannot rule it
-/// out, `None` is returned before `ws` is touched and the caller runs
-/// [`greedy_unit_run`], which handles such ties exactly.
+/// step is checked against the next dearer cost among all candidates
+/// (`y (c_next - c) > 4 eps d c c_next` puts every dearer item's float
+/// density below `d`); if that fails, `None` is returned and the caller runs
+/// [`greedy_unit_run`], which handles such ties exactly. `ws` (the weights
+/// after the free items) is only read.
 ///
 /// Returns the run and the candidates in (cost, index) order.
 fn greedy_unit_sorted(

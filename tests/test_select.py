@@ -295,6 +295,61 @@ def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int) -> None:
     assert fast.indices.tolist() == generic.indices.tolist()
 
 
+def _fast_and_generic(costs: np.ndarray, clusters: np.ndarray, budget: float, alg: str) -> tuple:
+    fast = kpod.select(costs, clusters, budget=budget, algorithm=alg)
+    generic = kpod.select(costs, clusters, budget=budget, modular=costs.copy(), algorithm=alg)
+    return fast, generic
+
+
+def test_kpod_fast_greedy_takes_cheap_late_steps_after_the_first_skip() -> None:
+    # Item 0 (cost 1.0) does not fit after item 1; item 2, the second pick of
+    # cluster 1 with a lower density than item 0, still does: the run must go
+    # on past the bucket where the budget first binds.
+    costs = np.array([1.0, 0.5, 0.6])
+    clusters = np.array([0, 1, 1])
+    fast, generic = _fast_and_generic(costs, clusters, 1.2, "density")
+    assert fast.indices.tolist() == [1, 2] == generic.indices.tolist()
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        n = int(rng.integers(1, 60))
+        costs = np.round(rng.uniform(0.01, 3.0, n), 2)
+        clusters = rng.integers(0, int(rng.integers(1, 6)), n)
+        budget = float(rng.uniform(0.1, 0.5) * costs.sum())
+        for alg in ("density", "greedy_max"):
+            fast, generic = _fast_and_generic(costs, clusters, budget, alg)
+            assert fast.indices.tolist() == generic.indices.tolist()
+
+
+def test_kpod_fast_greedy_with_costs_an_ulp_apart_equals_reference() -> None:
+    # Costs one ulp apart: float densities can tie or reorder against the
+    # exact order, which the O(n) path must detect and hand to the exact one.
+    rng = np.random.default_rng(11)
+    base = rng.uniform(0.2, 2.0, 8)
+    costs = np.concatenate(
+        [base, np.nextafter(base, 3.0), np.nextafter(np.nextafter(base, 3.0), 3.0)]
+    )
+    clusters = rng.integers(0, 2, costs.size)
+    budget = 0.4 * float(costs.sum())
+    for alg in ("density", "greedy_max"):
+        fast, generic = _fast_and_generic(costs, clusters, budget, alg)
+        idx, value, _, _ = ref.select(costs, clusters, budget=budget, algorithm=alg)
+        assert fast.indices.tolist() == generic.indices.tolist() == idx
+        assert math.isclose(fast.value, value, rel_tol=1e-12)
+
+
+def test_kpod_fast_greedy_with_bunched_costs_equals_generic_greedy() -> None:
+    # Thousands of distinct costs within 1e-9 of each other plus one far
+    # outlier: the radix pass cannot separate them, the exact sort must.
+    rng = np.random.default_rng(5)
+    n = 5000
+    costs = rng.permutation(1.0 + np.arange(n) * 1e-13)
+    costs[17] = 1000.0
+    clusters = rng.integers(0, 7, n)
+    fast, generic = _fast_and_generic(costs, clusters, 0.2 * float(costs.sum()), "greedy_max")
+    assert fast.indices.tolist() == generic.indices.tolist()
+    assert fast.value == generic.value
+
+
 def test_gil_is_released_during_selection() -> None:
     import threading
 

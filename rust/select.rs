@@ -1011,11 +1011,13 @@ fn greedy_unit_sorted(
 }
 
 /// [`best_single_addition`] for the KPOD objective with the candidates in
-/// ascending (cost, index) order: `j(e)` only falls as the cost grows, so
-/// one pointer replaces the binary searches, the items that still fit after
-/// the run are a prefix skipped at once, and the bound `val[j] + c + y(W0_k)`
-/// rules out most of the rest before any history lookup. Same result as
-/// [`best_single_addition`], ties (equal value) to the lower index.
+/// ascending (cost, index) order. `j(e)` only falls as the cost grows, so one
+/// pointer walks the prefixes down while `at[k]` (the weight of cluster k in
+/// prefix j) drops by one for each pick it passes; every candidate's gain at
+/// its prefix, `c + y(at[k])`, is then one lookup: O(n + m) in all, no
+/// history search. The items that still fit after the run are a prefix of the
+/// order, skipped at once. Same gains, bit for bit, and the same winner as
+/// [`best_single_addition`] (ties in value to the lower index).
 fn best_single_addition_sorted(
     p: &Problem<'_>,
     budget: f64,
@@ -1025,8 +1027,6 @@ fn best_single_addition_sorted(
     evals: &mut u64,
 ) -> Option<(f64, usize, u32)> {
     let m = pre.len();
-    let k = p.n_clusters;
-    let state0: Vec<f64> = (0..k).map(|c| state(ws0, c)).collect();
     let rest = by_cost.partition_point(|t| pre.spent + f64::from_bits(t.bits) <= budget);
     let by_cost = &by_cost[rest..];
     if by_cost.is_empty() || m == 0 {
@@ -1034,76 +1034,34 @@ fn best_single_addition_sorted(
         return None;
     }
     let selected = Bits::of(p.len(), &pre.picks);
-    let mut start = vec![0u32; k + 1];
+    let mut at: Vec<u32> = ws0.w.iter().map(|&w| w as u32).collect();
     for &(c, _) in &pre.after {
-        start[c as usize + 1] += 1;
+        at[c as usize] += 1;
     }
-    offsets(&mut start);
-    let mut fill = start.clone();
-    let mut hist_j = vec![0u32; m];
-    let mut hist_x = vec![0.0f64; m];
-    for (j, &(c, x)) in pre.after.iter().enumerate() {
-        let slot = &mut fill[c as usize];
-        hist_j[*slot as usize] = j as u32 + 1;
-        hist_x[*slot as usize] = x;
-        *slot += 1;
-    }
-    drop(fill);
-    let stride = checkpoint_stride(m, by_cost.len(), k);
-    let mut snap = Vec::with_capacity((m / stride + 1) * k);
-    let mut cur = state0.clone();
-    snap.extend_from_slice(&cur);
-    for (j, &(c, x)) in pre.after.iter().enumerate() {
-        cur[c as usize] = x;
-        if (j + 1) % stride == 0 {
-            snap.extend_from_slice(&cur);
-        }
-    }
-    drop(cur);
+    let longest = at.iter().copied().max().unwrap_or(0) as usize;
+    let ytab: Vec<f64> = (0..=longest)
+        .map(|w| p.beta * p.concave.delta(w as f64, 1.0))
+        .collect();
     let mut best = pre.val[m];
     let mut found: Option<(f64, usize, u32)> = None;
-    let beats = |v: f64, e: u32, best: f64, found: &Option<(f64, usize, u32)>| {
-        v > best || (v == best && found.is_some_and(|(_, _, fe)| e < fe))
-    };
     let mut j = m;
     for t in by_cost {
         let c = f64::from_bits(t.bits);
         while pre.cum[j] + c > budget {
             j -= 1;
+            at[pre.after[j].0 as usize] -= 1;
         }
         let e = t.idx;
-        let kc = t.k as usize;
-        *evals += 1;
-        if !beats(pre.val[j] + (c + p.beta * state0[kc]), e, best, &found)
-            || selected.get(e as usize)
-        {
+        if selected.get(e as usize) {
             continue;
         }
-        let q = j / stride;
-        let g_cp = c + p.beta * snap[q * k + kc];
-        *evals += 1;
-        let g = if q * stride == j {
-            g_cp
-        } else {
-            if !beats(pre.val[j] + g_cp, e, best, &found) {
-                continue;
-            }
-            let (s, t_end) = (start[kc] as usize, start[kc + 1] as usize);
-            let at = hist_j[s..t_end].partition_point(|&jj| jj as usize <= j);
-            let x = if at == 0 {
-                state0[kc]
-            } else {
-                hist_x[s + at - 1]
-            };
-            *evals += 1;
-            c + p.beta * x
-        };
-        let v = pre.val[j] + g;
-        if beats(v, e, best, &found) {
+        let v = pre.val[j] + (c + ytab[at[t.k as usize] as usize]);
+        if v > best || (v == best && found.is_some_and(|(_, _, fe)| e < fe)) {
             best = v;
             found = Some((v, j, e));
         }
     }
+    *evals += by_cost.len() as u64;
     found
 }
 

@@ -320,6 +320,34 @@ def test_kpod_fast_greedy_takes_cheap_late_steps_after_the_first_skip() -> None:
             assert fast.indices.tolist() == generic.indices.tolist()
 
 
+def test_kpod_greedy_max_adds_the_best_single_item_to_a_prefix() -> None:
+    # The run takes items 3 and 0 (cost 1.5, value 1.5 + 12 sqrt 2 = 18.5),
+    # then neither dear item fits; either one alone is worth 10 + 12 = 22.
+    # Equal candidates: the lower index.
+    costs = np.array([1.0, 10.0, 10.0, 0.5])
+    clusters = np.array([0, 1, 2, 0])
+    s = kpod.select(costs, clusters, budget=10.0, algorithm="greedy_max")
+    assert s.indices.tolist() == [1]
+    idx, value, _, _ = ref.select(costs, clusters, budget=10.0, algorithm="greedy_max")
+    assert idx == s.indices.tolist()
+    assert math.isclose(s.value, value, rel_tol=1e-12)
+    rng = np.random.default_rng(3)
+    wins = 0
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        costs = np.round(rng.uniform(0.05, 1.0, n), 2)
+        dear = rng.random(n) < 0.1
+        costs[dear] = rng.uniform(2.0, 6.0, int(dear.sum()))
+        clusters = rng.integers(0, 4, n)
+        budget = float(rng.uniform(2.0, 6.0))
+        s = kpod.select(costs, clusters, budget=budget, algorithm="greedy_max")
+        d = kpod.select(costs, clusters, budget=budget, algorithm="density")
+        idx, _, _, _ = ref.select(costs, clusters, budget=budget, algorithm="greedy_max")
+        assert s.indices.tolist() == idx
+        wins += s.indices.tolist() != d.indices.tolist()
+    assert wins > 10  # the Max candidate really decides some of these
+
+
 def test_kpod_fast_greedy_with_costs_an_ulp_apart_equals_reference() -> None:
     # Costs one ulp apart: float densities can tie or reorder against the
     # exact order, which the O(n) path must detect and hand to the exact one.

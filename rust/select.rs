@@ -1055,13 +1055,13 @@ fn best_single_addition_sorted(
         if selected.get(e as usize) {
             continue;
         }
+        *evals += 1;
         let v = pre.val[j] + (c + ytab[at[t.k as usize] as usize]);
         if v > best || (v == best && found.is_some_and(|(_, _, fe)| e < fe)) {
             best = v;
             found = Some((v, j, e));
         }
     }
-    *evals += by_cost.len() as u64;
     found
 }
 
@@ -1190,95 +1190,51 @@ fn item_levels(
     }
 }
 
-/// The affordable items of every cluster in (cost, index) order, sorted
-/// lazily: one counting pass groups them by cluster and by a cost band (the
-/// high bits of the float, which order positive floats like their values),
-/// and a band is sorted only when its cluster's cheapest remaining item
-/// reaches it. The threshold pass of the KPOD objective only ever consumes a
-/// cluster from its cheap end, so most bands are never sorted.
-struct CostOrder {
-    /// (cost, item), grouped by cluster, then band; sorted bands in (cost, item) order.
-    entries: Vec<(f64, u32)>,
-    /// Start of band b of cluster k at `start[k * bands + b]`.
-    start: Vec<u32>,
-    bands: usize,
-    /// Per cluster: the next entry not yet consumed.
+/// The affordable items of every cluster in (cost, index) order: positions
+/// into the global cost order ([`cost_order`]), grouped by cluster with one
+/// stable counting pass. The threshold pass of the KPOD objective consumes
+/// each cluster from its cheap end.
+struct ClusterQueues<'a> {
+    by_cost: &'a [CostItem],
+    at: Vec<u32>,
+    /// Per cluster: the next position not yet consumed, and the end.
     pos: Vec<u32>,
-    /// Per cluster: end of the sorted bands.
-    sorted_end: Vec<u32>,
-    /// Per cluster: the next band to sort (a global band index).
-    next_band: Vec<u32>,
+    end: Vec<u32>,
 }
 
-impl CostOrder {
-    fn new(p: &Problem<'_>, cand: &[u32]) -> Self {
-        let k = p.n_clusters.max(1);
-        let bands = (cand.len() / k / 8).next_power_of_two().clamp(1, 4096);
-        let (mut lo, mut hi) = (u64::MAX, 0u64);
-        for &i in cand {
-            let b = p.costs[i as usize].to_bits();
-            lo = lo.min(b);
-            hi = hi.max(b);
+impl<'a> ClusterQueues<'a> {
+    fn new(by_cost: &'a [CostItem], per_cluster: &[u32]) -> Self {
+        let k = per_cluster.len();
+        let mut pos = vec![0u32; k];
+        let mut end = vec![0u32; k];
+        let mut sum = 0u32;
+        for c in 0..k {
+            pos[c] = sum;
+            sum += per_cluster[c];
+            end[c] = sum;
         }
-        let span = hi.saturating_sub(lo);
-        let mut shift = 0u32;
-        while shift < 64 && (span >> shift) >= bands as u64 {
-            shift += 1;
+        let mut fill = pos.clone();
+        let mut at = vec![0u32; by_cost.len()];
+        for (q, t) in by_cost.iter().enumerate() {
+            let slot = &mut fill[t.k as usize];
+            at[*slot as usize] = q as u32;
+            *slot += 1;
         }
-        let band = |i: usize| {
-            let local = if shift >= 64 {
-                0
-            } else {
-                ((p.costs[i].to_bits() - lo) >> shift) as usize
-            };
-            p.cluster[i] as usize * bands + local
-        };
-        let mut start = vec![0u32; k * bands + 1];
-        for &i in cand {
-            start[band(i as usize) + 1] += 1;
-        }
-        for b in 0..k * bands {
-            start[b + 1] += start[b];
-        }
-        let mut next = start.clone();
-        let mut entries = vec![(0.0, 0u32); cand.len()];
-        for &i in cand {
-            let b = band(i as usize);
-            entries[next[b] as usize] = (p.costs[i as usize], i);
-            next[b] += 1;
-        }
-        drop(next);
-        let first: Vec<u32> = (0..k).map(|c| start[c * bands]).collect();
-        CostOrder {
-            entries,
-            start,
-            bands,
-            pos: first.clone(),
-            sorted_end: first,
-            next_band: (0..k).map(|c| (c * bands) as u32).collect(),
+        ClusterQueues {
+            by_cost,
+            at,
+            pos,
+            end,
         }
     }
 
     /// The cheapest remaining (cost, item) of cluster c (ties: lower index).
     #[inline]
-    fn head(&mut self, c: usize) -> Option<(f64, u32)> {
-        let at = self.pos[c] as usize;
-        if at < self.sorted_end[c] as usize {
-            return Some(self.entries[at]);
-        }
-        let last = (c + 1) * self.bands;
-        while (self.next_band[c] as usize) < last {
-            let b = self.next_band[c] as usize;
-            self.next_band[c] += 1;
-            let (s, e) = (self.start[b] as usize, self.start[b + 1] as usize);
-            if s == e {
-                continue;
-            }
-            self.entries[s..e].sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-            self.sorted_end[c] = e as u32;
-            return Some(self.entries[s]);
-        }
-        None
+    fn head(&self, c: usize) -> Option<(f64, u32)> {
+        (self.pos[c] < self.end[c]).then(|| {
+            let t = self.by_cost[self.at[self.pos[c] as usize] as usize];
+            (f64::from_bits(t.bits), t.idx)
+        })
     }
 
     /// Consumes the head of cluster c.
@@ -1304,7 +1260,7 @@ impl CostOrder {
 fn kpod_levels(
     p: &Problem<'_>,
     budget: f64,
-    cand: &[u32],
+    order: &mut ClusterQueues<'_>,
     levels: &Levels,
     ws0: &Weights,
     pre: &mut Prefixes,
@@ -1313,7 +1269,6 @@ fn kpod_levels(
 ) {
     let taus = &levels.taus;
     let fill = taus.len();
-    let mut order = CostOrder::new(p, cand);
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); fill + 1];
     for c in 0..p.n_clusters {
         if let Some((cost, i)) = order.head(c) {
@@ -1443,14 +1398,29 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     };
     let mut pre = Prefixes::new();
     let mut wv = ws0.clone();
-    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
-        kpod_levels(p, budget, &cand, &levels, &ws0, &mut pre, &mut wv, evals);
+    // Phase 5 follows each: the Greedy + Max candidates (for the KPOD
+    // objective in cost order, O(n + m)).
+    let aug = if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+        let mut per_cluster = vec![0u32; p.n_clusters];
+        let by_cost = cost_order(p, &cand, &mut per_cluster);
+        let mut queues = ClusterQueues::new(&by_cost, &per_cluster);
+        kpod_levels(
+            p,
+            budget,
+            &mut queues,
+            &levels,
+            &ws0,
+            &mut pre,
+            &mut wv,
+            evals,
+        );
+        drop(queues);
+        best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, evals)
     } else {
         item_levels(p, budget, &cand, &upper, &levels, &mut pre, &mut wv, evals);
-    }
-    // Phase 5.
-    let selected = Bits::of(p.len(), &pre.picks);
-    let aug = best_single_addition(p, budget, &ws0, &pre, &cand, &upper, &selected, evals);
+        let selected = Bits::of(p.len(), &pre.picks);
+        best_single_addition(p, budget, &ws0, &pre, &cand, &upper, &selected, evals)
+    };
     let mut best = pre.val[pre.len()];
     let mut out = None;
     if let Some((v, j, e)) = aug {

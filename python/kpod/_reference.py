@@ -375,6 +375,13 @@ def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
     # Phase 5: Greedy + Max candidates and the suffix candidate.
     counter = [0]
     aug = _best_single_addition(f, budget, w0, run, cand, upper, counter)
+    if f.modular is None and f.values is None and f.beta > 0.0:
+        # The KPOD objective evaluates every unpicked item that does not fit
+        # after the run once, at its prefix (no bounds, no checkpoints).
+        chosen = set(run.picks)
+        counter[0] = sum(
+            1 for e in cand if e not in chosen and run.spent + float(f.costs[e]) > budget
+        )
     evals += counter[0]
     best = run.val[-1]
     out = [*free, *run.picks]

@@ -856,10 +856,12 @@ fn cost_order(p: &Problem<'_>, cand: &[u32], per_cluster: &mut [u32]) -> Vec<Cos
 /// This is the generic greedy's run step for step, with the same floats,
 /// provided the cheapest live item of a cluster really has the largest float
 /// density: rounding can reorder items whose costs agree to a few ulps. Each
-/// step is checked against the next dearer cost among all candidates
-/// (`y (c_next - c) > 4 eps d c c_next` puts every dearer item's float
-/// density below `d`); if that fails, `None` is returned and the caller runs
-/// [`greedy_unit_run`], which handles such ties exactly. `ws` (the weights
+/// step is checked against the dearer costs that follow it in the cost
+/// order (`y (c_t - c) > 4 eps d c c_t` puts an item's float density below
+/// `d`, and then every dearer item's too); the few items of the same
+/// cluster closer than that are compared exactly, and if one of them would
+/// win, `None` is returned and the caller runs [`greedy_unit_run`], which
+/// handles such ties exactly. `ws` (the weights
 /// after the free items) is only read.
 ///
 /// Returns the run and the candidates in (cost, index) order.
@@ -924,14 +926,26 @@ fn greedy_unit_sorted(
                 next += 1;
             }
         }
-        // Every dearer item of the cluster costs at least c_next. Its float
-        // density is below d if (1 + y / c_r) / (1 + y / c_t) > 1 + 2 eps
-        // with margin: y (c_t - c_r) > 4 eps d c_r c_t, which then holds for
-        // every c_t >= c_next as well.
-        if next < by_cost.len() {
-            let c_next = f64::from_bits(by_cost[next].bits);
-            if y * (c_next - c) <= tol * d * c * c_next {
+        // A dearer item of cost c_t has a float density below d if
+        // (1 + y / c_r) / (1 + y / c_t) > 1 + 2 eps, which holds with margin
+        // when y (c_t - c_r) > 4 eps d c_r c_t; once true for one c_t it is
+        // true for every dearer one. The few candidates closer than that
+        // are compared exactly, and only those of this cluster matter.
+        for (seen, u) in by_cost[next.min(by_cost.len())..].iter().enumerate() {
+            let ct = f64::from_bits(u.bits);
+            if y * (ct - c) > tol * d * c * ct {
+                break;
+            }
+            if seen >= 32 {
+                // Costs packed this tightly: the exact path is cheaper.
                 return None;
+            }
+            if u.k == t.k {
+                let dt = (ct + y) / ct;
+                *evals += 1;
+                if dt > d || (dt == d && u.idx < t.idx) {
+                    return None;
+                }
             }
         }
     }
@@ -1327,8 +1341,11 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     if cand.is_empty() {
         return Ok(free);
     }
-    // Phases 1 and 2 share one sweep (two evaluations per item).
-    let mut upper = Vec::with_capacity(cand.len());
+    // Phases 1 and 2 share one sweep (two evaluations per item). Only the
+    // general form keeps the phase-1 gains (its level lists and candidate
+    // search start from them).
+    let unit = p.modular_is_cost && p.values.is_none() && p.beta > 0.0;
+    let mut upper = Vec::with_capacity(if unit { 0 } else { cand.len() });
     let mut best_single = 0.0f64;
     let mut west = ws0.clone();
     let mut vest = 0.0;
@@ -1336,7 +1353,9 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     for &i in &cand {
         let iu = i as usize;
         let u = p.gain_w(iu, &ws0);
-        upper.push(u);
+        if !unit {
+            upper.push(u);
+        }
         best_single = best_single.max(u);
         let g = p.gain_w(iu, &west);
         if g > 0.0 && g * budget >= p.costs[iu] * vest {
@@ -1361,10 +1380,11 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
             break;
         }
     }
-    let tail = &est[first..];
+    let tail: Vec<u32> = est.split_off(first);
+    drop(est);
     let mut wt = ws0.clone();
     let mut vtail = 0.0;
-    for &i in tail {
+    for &i in &tail {
         vtail += p.gain_w(i as usize, &wt);
         p.add_w(i as usize, &mut wt);
     }
@@ -1400,9 +1420,10 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     let mut wv = ws0.clone();
     // Phase 5 follows each: the Greedy + Max candidates (for the KPOD
     // objective in cost order, O(n + m)).
-    let aug = if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+    let aug = if unit {
         let mut per_cluster = vec![0u32; p.n_clusters];
         let by_cost = cost_order(p, &cand, &mut per_cluster);
+        drop(cand);
         let mut queues = ClusterQueues::new(&by_cost, &per_cluster);
         kpod_levels(
             p,
@@ -1428,7 +1449,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         out = Some(assemble(&free, &pre.picks[..j], Some(e)));
     }
     if vtail > best {
-        out = Some(assemble(&free, tail, None));
+        out = Some(assemble(&free, &tail, None));
     }
     Ok(out.unwrap_or_else(|| assemble(&free, &pre.picks, None)))
 }

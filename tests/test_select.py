@@ -349,20 +349,30 @@ def test_kpod_greedy_max_adds_the_best_single_item_to_a_prefix() -> None:
 
 
 def test_kpod_fast_greedy_with_costs_an_ulp_apart_equals_reference() -> None:
-    # Costs one ulp apart: float densities can tie or reorder against the
-    # exact order, which the O(n) path must detect and hand to the exact one.
+    # Costs one ulp apart: float densities can tie against the exact order.
+    # Here the dearer item of a pair comes first in index order and ties the
+    # cheaper one's density, so the generic greedy takes the dearer one
+    # first; the O(n) path must see that and hand over to the exact one.
     rng = np.random.default_rng(11)
-    base = rng.uniform(0.2, 2.0, 8)
-    costs = np.concatenate(
-        [base, np.nextafter(base, 3.0), np.nextafter(np.nextafter(base, 3.0), 3.0)]
-    )
-    clusters = rng.integers(0, 2, costs.size)
+    c = rng.uniform(0.2, 2.0, 2000)
+    up = np.nextafter(c, 3.0)
+    tie = np.flatnonzero((c + 12.0) / c == (up + 12.0) / up)[:4]
+    assert tie.size == 4
+    costs = np.concatenate([up[tie], c[tie], rng.uniform(0.2, 2.0, 12)])
+    clusters = np.concatenate([np.arange(4), np.arange(4), rng.integers(4, 8, 12)])
     budget = 0.4 * float(costs.sum())
-    for alg in ("density", "greedy_max"):
+    for alg in ("density", "greedy_max", "threshold"):
         fast, generic = _fast_and_generic(costs, clusters, budget, alg)
         idx, value, _, _ = ref.select(costs, clusters, budget=budget, algorithm=alg)
-        assert fast.indices.tolist() == generic.indices.tolist() == idx
+        assert fast.indices.tolist() == idx
         assert math.isclose(fast.value, value, rel_tol=1e-12)
+        if alg != "threshold":
+            assert fast.indices.tolist() == generic.indices.tolist()
+    first = kpod.select(costs, clusters, budget=budget, algorithm="density").indices.tolist()
+    # Cluster j holds only the twins j and j + 4: the dearer one goes first.
+    both = [j for j in range(4) if j in first and j + 4 in first]
+    assert both
+    assert all(first.index(j) < first.index(j + 4) for j in both)
 
 
 def test_kpod_fast_greedy_with_bunched_costs_equals_generic_greedy() -> None:

@@ -352,7 +352,7 @@ def test_kpod_fast_greedy_with_costs_an_ulp_apart_equals_reference() -> None:
     # Costs one ulp apart: float densities can tie against the exact order.
     # Here the dearer item of a pair comes first in index order and ties the
     # cheaper one's density, so the generic greedy takes the dearer one
-    # first; the O(n) path must see that and hand over to the exact one.
+    # first; the O(n) path must see that and order that cluster exactly.
     rng = np.random.default_rng(11)
     c = rng.uniform(0.2, 2.0, 2000)
     up = np.nextafter(c, 3.0)
@@ -373,6 +373,23 @@ def test_kpod_fast_greedy_with_costs_an_ulp_apart_equals_reference() -> None:
     both = [j for j in range(4) if j in first and j + 4 in first]
     assert both
     assert all(first.index(j) < first.index(j + 4) for j in both)
+
+
+def test_kpod_fast_greedy_when_the_budget_ends_between_twins() -> None:
+    # Twins an ulp apart in one cluster tie in density, so the dearer one
+    # (lower index) comes first; after item 2 the budget fits exactly the
+    # cheaper twin. The generic greedy skips the dearer twin and takes the
+    # cheaper one: the O(n) path must not end the cluster there.
+    c = np.random.default_rng(2).uniform(1.0, 1.5, 4000)
+    up = np.nextafter(c, 3.0)
+    c0 = float(c[np.flatnonzero((c + 12.0) / c == (up + 12.0) / up)[0]])
+    costs = np.array([np.nextafter(c0, 3.0), c0, 0.5])
+    clusters = np.array([0, 0, 1])
+    budget = 0.5 + c0  # exact: 0.5 is a multiple of c0's ulp
+    for alg in ("density", "greedy_max"):
+        fast, generic = _fast_and_generic(costs, clusters, budget, alg)
+        assert fast.indices.tolist() == generic.indices.tolist() == [2, 1]
+        assert ref.select(costs, clusters, budget=budget, algorithm=alg)[0] == [2, 1]
 
 
 def test_kpod_fast_greedy_with_bunched_costs_equals_generic_greedy() -> None:

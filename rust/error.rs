@@ -91,16 +91,28 @@ impl std::error::Error for Error {}
 /// Result alias of the core.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Checks that every element is finite and `>= 0`; returns their sum
-/// (in index order), which callers check for overflow.
+/// Checks that every element is finite and `>= 0`; returns their sum (in
+/// four interleaved partial sums, so the scan is not one long chain of
+/// dependent additions), which callers check for overflow.
 pub(crate) fn check_nonneg_finite(arg: &'static str, xs: &[f64]) -> Result<f64> {
     // Fast path: one branch-free scan that also sums; the slow path finds the
     // first offender.
-    let (sum, ok) = xs.iter().fold((0.0f64, true), |(s, ok), &x| {
-        (s + x, ok & (x.is_finite() & (x >= 0.0)))
-    });
+    let mut acc = [0.0f64; 4];
+    let mut ok = true;
+    let chunks = xs.chunks_exact(4);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a += x;
+            ok &= x.is_finite() & (x >= 0.0);
+        }
+    }
+    for &x in rest {
+        acc[0] += x;
+        ok &= x.is_finite() & (x >= 0.0);
+    }
     if ok {
-        return Ok(sum);
+        return Ok((acc[0] + acc[1]) + (acc[2] + acc[3]));
     }
     let (index, value) = xs
         .iter()

@@ -205,7 +205,14 @@ impl<'a> Problem<'a> {
                 });
             }
         }
-        if let Some(&bad) = clusters.ids.iter().find(|&&k| k as usize >= clusters.count) {
+        // Ids from `DenseClusters::from_ids` are always in range; a struct
+        // built by hand is checked (one max-reduction, the search only on failure).
+        let max_id = clusters.ids.iter().copied().max().unwrap_or(0) as usize;
+        let out_of_range = !clusters.ids.is_empty() && max_id >= clusters.count;
+        if let Some(&bad) = out_of_range
+            .then(|| clusters.ids.iter().find(|&&k| k as usize >= clusters.count))
+            .flatten()
+        {
             return Err(Error::InvalidOption {
                 arg: "clusters",
                 message: format!("dense id {bad} out of range {}", clusters.count),
@@ -353,6 +360,20 @@ mod tests {
         assert_eq!(d.count, 2);
         let e = DenseClusters::from_ids("clusters", &[3, -1]).unwrap_err();
         assert!(e.to_string().contains("clusters[1]"));
+    }
+
+    #[test]
+    fn hand_built_clusters_out_of_range_are_an_error() {
+        let cl = DenseClusters {
+            ids: vec![0, 5, 1],
+            count: 2,
+        };
+        let e = Problem::new(&[1.0, 1.0, 1.0], None, None, &cl, 1.0, Concave::Sqrt).unwrap_err();
+        assert!(e.to_string().contains("dense id 5"), "{e}");
+        let big = [1e308, 1e308, 1.0];
+        let ok = DenseClusters::from_ids("clusters", &[0, 1, 1]).unwrap();
+        let e = Problem::new(&big, None, None, &ok, 1.0, Concave::Sqrt).unwrap_err();
+        assert!(e.to_string().contains("overflows"), "{e}");
     }
 
     #[test]

@@ -135,9 +135,14 @@ struct Prefixes {
     cum: Vec<f64>,
     /// `val[j]`: F(free + first j picks) - F(free), summed gains.
     val: Vec<f64>,
-    /// The cluster of pick j (1-based) and its state after that pick: its
-    /// unit increment g(W_k + 1) - g(W_k) when v = 1, else its weight W_k.
-    after: Vec<(u32, f64)>,
+    /// The cluster of pick j (1-based).
+    after_k: Vec<u32>,
+    /// Its state after that pick: the unit increment g(W_k + 1) - g(W_k)
+    /// when v = 1, else the weight W_k. Empty in the KPOD form, whose
+    /// candidate search ([`best_single_addition_sorted`]) only needs the
+    /// clusters (12 bytes a pick less).
+    after_x: Vec<f64>,
+    keep_states: bool,
     spent: f64,
 }
 
@@ -147,8 +152,18 @@ impl Prefixes {
             picks: Vec::new(),
             cum: vec![0.0],
             val: vec![0.0],
-            after: Vec::new(),
+            after_k: Vec::new(),
+            after_x: Vec::new(),
+            keep_states: true,
             spent: 0.0,
+        }
+    }
+
+    /// Prefixes that record each pick's cluster but not its state.
+    fn clusters_only() -> Self {
+        Prefixes {
+            keep_states: false,
+            ..Prefixes::new()
         }
     }
 
@@ -160,13 +175,8 @@ impl Prefixes {
     /// `take` with the item's cluster and cost already at hand.
     #[inline]
     fn take_kc(&mut self, p: &Problem<'_>, i: usize, k: u32, c: f64, g: f64, ws: &mut Weights) {
-        self.spent += c;
         p.add_kw(i, k as usize, ws);
-        self.picks.push(i as u32);
-        self.cum.push(self.spent);
-        let v = self.val[self.val.len() - 1] + g;
-        self.val.push(v);
-        self.after.push((k, state(ws, k as usize)));
+        self.push(i as u32, k, c, g, state(ws, k as usize));
     }
 
     /// Room for `m` more picks.
@@ -174,7 +184,10 @@ impl Prefixes {
         self.picks.reserve(m);
         self.cum.reserve(m);
         self.val.reserve(m);
-        self.after.reserve(m);
+        self.after_k.reserve(m);
+        if self.keep_states {
+            self.after_x.reserve(m);
+        }
     }
 
     /// Appends pick i of cluster k with cost c and gain g, after which the
@@ -186,7 +199,10 @@ impl Prefixes {
         self.cum.push(self.spent);
         let v = self.val[self.val.len() - 1] + g;
         self.val.push(v);
-        self.after.push((k, after));
+        self.after_k.push(k);
+        if self.keep_states {
+            self.after_x.push(after);
+        }
     }
 
     fn len(&self) -> usize {
@@ -237,7 +253,7 @@ fn best_single_addition(
     // the 1-based pick index and the state after it, in separate arrays so the
     // binary search reads only the indices.
     let mut start = vec![0u32; k + 1];
-    for &(c, _) in &pre.after {
+    for &c in &pre.after_k {
         start[c as usize + 1] += 1;
     }
     for c in 0..k {
@@ -246,7 +262,7 @@ fn best_single_addition(
     let mut fill = start.clone();
     let mut hist_j = vec![0u32; m];
     let mut hist_x = vec![0.0f64; m];
-    for (j, &(c, x)) in pre.after.iter().enumerate() {
+    for (j, (&c, &x)) in pre.after_k.iter().zip(&pre.after_x).enumerate() {
         let slot = &mut fill[c as usize];
         hist_j[*slot as usize] = j as u32 + 1;
         hist_x[*slot as usize] = x;
@@ -261,7 +277,7 @@ fn best_single_addition(
     let mut snap = Vec::with_capacity((m / stride + 1) * k);
     let mut cur = state0.clone();
     snap.extend_from_slice(&cur);
-    for (j, &(c, x)) in pre.after.iter().enumerate() {
+    for (j, (&c, &x)) in pre.after_k.iter().zip(&pre.after_x).enumerate() {
         cur[c as usize] = x;
         if (j + 1) % stride == 0 {
             snap.extend_from_slice(&cur);
@@ -932,7 +948,7 @@ fn greedy_unit_sorted(
     evals: &mut u64,
 ) -> Option<Prefixes> {
     let k = p.n_clusters;
-    let mut pre = Prefixes::new();
+    let mut pre = Prefixes::clusters_only();
     if by_cost.is_empty() {
         return Some(pre);
     }
@@ -1198,7 +1214,7 @@ fn best_single_addition_sorted(
     }
     let selected = Bits::of(p.len(), &pre.picks);
     let mut at: Vec<u32> = ws0.w.iter().map(|&w| w as u32).collect();
-    for &(c, _) in &pre.after {
+    for &c in &pre.after_k {
         at[c as usize] += 1;
     }
     let longest = at.iter().copied().max().unwrap_or(0) as usize;
@@ -1212,7 +1228,7 @@ fn best_single_addition_sorted(
         let c = f64::from_bits(t.bits);
         while pre.cum[j] + c > budget {
             j -= 1;
-            at[pre.after[j].0 as usize] -= 1;
+            at[pre.after_k[j] as usize] -= 1;
         }
         let e = t.idx;
         if selected.get(e as usize) {
@@ -1482,24 +1498,40 @@ fn kpod_levels(
 /// 4. a fill pass over the items below the last level (gain > 0 suffices);
 /// 5. Greedy + Max candidates (<= n) and the candidate T; the best is returned.
 fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
-    let (free, cand) = split(p, budget);
+    // The KPOD form keeps no candidate list: its passes filter the items
+    // as they go, and its cost order is built straight from them.
+    let unit = p.modular_is_cost && p.values.is_none() && p.beta > 0.0;
+    let costs = p.costs;
+    let unit_cand = (0..p.len() as u32).filter(move |&i| {
+        let c = costs[i as usize];
+        c > 0.0 && c <= budget
+    });
+    let (free, cand) = if unit {
+        let free = (0..p.len() as u32).filter(|&i| costs[i as usize] == 0.0);
+        (free.collect(), Vec::new())
+    } else {
+        split(p, budget)
+    };
     let mut ws0 = p.weights();
     for &i in &free {
         p.add_w(i as usize, &mut ws0);
     }
-    if cand.is_empty() {
-        return Ok(free);
-    }
+    let sweep: Box<dyn Iterator<Item = u32>> = if unit {
+        Box::new(unit_cand.clone())
+    } else {
+        Box::new(cand.iter().copied())
+    };
     // Phases 1 and 2 share one sweep (two evaluations per item). Only the
     // general form keeps the phase-1 gains (its level lists and candidate
     // search start from them).
-    let unit = p.modular_is_cost && p.values.is_none() && p.beta > 0.0;
-    let mut upper = Vec::with_capacity(if unit { 0 } else { cand.len() });
+    let mut upper = Vec::with_capacity(cand.len());
     let mut best_single = 0.0f64;
     let mut west = ws0.clone();
     let mut vest = 0.0;
     let mut est: Vec<u32> = Vec::new();
-    for &i in &cand {
+    let mut swept = 0u64;
+    for i in sweep {
+        swept += 1;
         let iu = i as usize;
         let u = p.gain_w(iu, &ws0);
         if !unit {
@@ -1513,9 +1545,9 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
             est.push(i);
         }
     }
-    *evals += 2 * cand.len() as u64;
+    *evals += 2 * swept;
     drop(west);
-    if best_single <= 0.0 {
+    if swept == 0 || best_single <= 0.0 {
         return Ok(free);
     }
     let mut tail_cost = 0.0;
@@ -1565,14 +1597,17 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
         taus,
         inv_lambda: std::f64::consts::LN_2 / -(-eps).ln_1p(),
     };
-    let mut pre = Prefixes::new();
+    let mut pre = if unit {
+        Prefixes::clusters_only()
+    } else {
+        Prefixes::new()
+    };
     let mut wv = ws0.clone();
     // Phase 5 follows each: the Greedy + Max candidates (for the KPOD
     // objective in cost order, O(n + m)).
     let aug = if unit {
         let mut per_cluster = vec![0u32; p.n_clusters];
-        let by_cost = cost_order(p, cand.iter().copied(), &mut per_cluster);
-        drop(cand);
+        let by_cost = cost_order(p, unit_cand, &mut per_cluster);
         let mut queues = ClusterQueues::new(&by_cost, &per_cluster);
         kpod_levels(
             p,

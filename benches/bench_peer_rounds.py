@@ -26,8 +26,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 import kpod
 from kpod import bench
 
@@ -60,10 +58,9 @@ def run(n: int, k: int, rounds: int, calls: int, algorithms: list[str]) -> dict[
         costs = inst.costs.tolist()
         setup.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        out = fn.maximize("LazyGreedy", inst.budget, False, False, 0.1, False, False, costs, True)
+        out = bench.submodlib_maximize(fn, inst.budget, costs)
         solve.append(time.perf_counter() - t0)
-        picked = np.array([i for i, _ in out], dtype=np.int64)
-        peer_value = bench.objective(inst.costs, inst.clusters, picked)
+        peer_value = bench.objective(inst.costs, inst.clusters, bench.picked_indices(out))
         del fn, out
         for alg in algorithms:
             t, sel = _median_time(

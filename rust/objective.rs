@@ -207,12 +207,14 @@ impl<'a> Problem<'a> {
         }
         // Ids from `DenseClusters::from_ids` are always in range; a struct
         // built by hand is checked (one max-reduction, the search only on failure).
-        let max_id = clusters.ids.iter().copied().max().unwrap_or(0) as usize;
-        let out_of_range = !clusters.ids.is_empty() && max_id >= clusters.count;
-        if let Some(&bad) = out_of_range
-            .then(|| clusters.ids.iter().find(|&&k| k as usize >= clusters.count))
-            .flatten()
-        {
+        let in_range = |k: u32| (k as usize) < clusters.count;
+        if !clusters.ids.iter().copied().max().is_none_or(in_range) {
+            let bad = clusters
+                .ids
+                .iter()
+                .find(|&&k| !in_range(k))
+                .copied()
+                .unwrap_or(0);
             return Err(Error::InvalidOption {
                 arg: "clusters",
                 message: format!("dense id {bad} out of range {}", clusters.count),

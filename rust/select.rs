@@ -127,6 +127,58 @@ fn split(p: &Problem<'_>, budget: f64) -> (Vec<u32>, Vec<u32>) {
     (free, cand)
 }
 
+/// Whether `p` is in the KPOD form (modular = costs, v = 1, beta > 0), for
+/// which the cost-ordered paths below hold.
+fn kpod_form(p: &Problem<'_>) -> bool {
+    p.modular_is_cost && p.values.is_none() && p.beta > 0.0
+}
+
+/// The zero-cost items in index order (taken first, for free).
+fn free_items(p: &Problem<'_>) -> Vec<u32> {
+    (0..p.len() as u32)
+        .filter(|&i| p.costs[i as usize] == 0.0)
+        .collect()
+}
+
+/// The affordable positive-cost items of [`split`] as a filter over the
+/// indices, which the KPOD paths consume straight into [`cost_order`] and
+/// their sweeps instead of keeping a list.
+fn kpod_candidates<'a>(p: &Problem<'a>, budget: f64) -> impl Iterator<Item = u32> + Clone + 'a {
+    let costs = p.costs;
+    (0..p.len() as u32).filter(move |&i| {
+        let c = costs[i as usize];
+        c > 0.0 && c <= budget
+    })
+}
+
+/// The gain increments of a KPOD cluster by weight w (free items plus picks),
+/// for every weight up to `longest`: `u[w] = g(w + 1) - g(w)`, the state a
+/// cluster of weight w is in, and `y[w] = beta u[w]`, the diversity part of
+/// its items' gains (the same floats as the unit cache of [`Weights`]).
+struct UnitTables {
+    u: Vec<f64>,
+    y: Vec<f64>,
+}
+
+impl UnitTables {
+    /// Tables reaching the largest weight any cluster can get: its free
+    /// items (`ws0`) plus all its `per_cluster` candidates.
+    fn new(p: &Problem<'_>, ws0: &Weights, per_cluster: &[u32]) -> Self {
+        let longest = per_cluster
+            .iter()
+            .zip(&ws0.w)
+            .filter(|(&n, _)| n > 0)
+            .map(|(&n, &w)| w as usize + n as usize)
+            .max()
+            .unwrap_or(0);
+        let u: Vec<f64> = (0..=longest)
+            .map(|w| p.concave.delta(w as f64, 1.0))
+            .collect();
+        let y = u.iter().map(|&x| p.beta * x).collect();
+        UnitTables { u, y }
+    }
+}
+
 /// The positive-cost picks of a run with everything Greedy + Max needs to
 /// evaluate "prefix j plus one item" afterwards.
 struct Prefixes {
@@ -423,25 +475,20 @@ impl Ord for Entry {
 /// With `plus_max`, also returns the best "greedy prefix + one item" when
 /// that is better.
 fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<u32> {
-    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+    if kpod_form(p) {
         // The candidates go straight into the cost order, no index list.
-        let costs = p.costs;
-        let free: Vec<u32> = (0..p.len() as u32)
-            .filter(|&i| costs[i as usize] == 0.0)
-            .collect();
+        let free = free_items(p);
+        let cand = kpod_candidates(p, budget);
         let mut ws0 = p.weights();
         for &i in &free {
             p.add_w(i as usize, &mut ws0);
         }
-        let cand = (0..p.len() as u32).filter(move |&i| {
-            let c = costs[i as usize];
-            c > 0.0 && c <= budget
-        });
         let mut per_cluster = vec![0u32; p.n_clusters];
         let by_cost = cost_order(p, cand, &mut per_cluster);
-        if let Some(pre) = greedy_unit_sorted(p, budget, &by_cost, &per_cluster, &ws0, evals) {
+        let tables = UnitTables::new(p, &ws0, &per_cluster);
+        if let Some(pre) = greedy_unit_sorted(p, budget, &by_cost, &tables, &ws0, evals) {
             let extra = if plus_max {
-                best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, evals)
+                best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, &tables.y, evals)
             } else {
                 None
             };
@@ -463,7 +510,7 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         upper.extend(cand.iter().map(|&i| p.gain_w(i as usize, &ws)));
         *evals += cand.len() as u64;
     }
-    if p.modular_is_cost && p.values.is_none() && p.beta > 0.0 {
+    if kpod_form(p) {
         let pre = greedy_unit_run(p, budget, &cand, &mut ws, evals);
         return finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals);
     }
@@ -919,12 +966,13 @@ fn cost_order_with(
 /// ends its cluster (every later step of it costs at least as much and the
 /// budget only shrinks); the others are taken.
 ///
-/// Only steps that can matter are ordered: those up to the density bucket
-/// where the summed cost certainly passes the budget, and later ones cheap
-/// enough to fit in what can be left after the earlier buckets (with
-/// margins far above the rounding of the sums). A step left out would not
-/// fit when reached, and neither would any later step of its cluster, so
-/// leaving them out ends the same clusters.
+/// Only steps that can matter are ordered. Phase 1 takes the density
+/// buckets up to the first one where their summed cost passes the budget
+/// (about where the run first skips a step). Any later step that is taken
+/// fits in what phase 1 left, so phase 2 orders only the later steps of the
+/// cost order's prefix that fits then. A step left out would not fit when
+/// reached, and neither would any later step of its cluster, so leaving it
+/// out ends the same clusters; any split point is exact.
 ///
 /// This is the generic greedy's run step for step, with the same floats,
 /// provided the cheapest live item of a cluster really has the largest float
@@ -932,18 +980,20 @@ fn cost_order_with(
 /// step is checked against the dearer costs that follow it in the cost
 /// order (`y (c_t - c) > 4 eps d c c_t` puts an item's float density below
 /// `d`, and then every dearer item's too); the few items of the same
-/// cluster closer than that are compared exactly, and if one of them would
-/// win, `None` is returned and the caller runs [`greedy_unit_run`], which
-/// handles such ties exactly. `ws` (the weights
-/// after the free items) is only read.
+/// cluster closer than that are compared exactly. A cluster where one of
+/// them would win is *odd*: its pick order is simulated exactly. `None`
+/// (the caller then runs [`greedy_unit_run`], which handles such ties
+/// exactly) only when more than 8 clusters are odd, more than 32 costs are
+/// that close, or the budget ends between an odd cluster's twins. `ws`
+/// (the weights after the free items) is only read.
 ///
 /// `by_cost`: the candidates in (cost, index) order ([`cost_order`]);
-/// `per_cluster`: their number in each cluster. Returns the run.
+/// `tables`: [`UnitTables`] for their clusters. Returns the run.
 fn greedy_unit_sorted(
     p: &Problem<'_>,
     budget: f64,
     by_cost: &[CostItem],
-    per_cluster: &[u32],
+    tables: &UnitTables,
     ws: &Weights,
     evals: &mut u64,
 ) -> Option<Prefixes> {
@@ -952,18 +1002,7 @@ fn greedy_unit_sorted(
     if by_cost.is_empty() {
         return Some(pre);
     }
-    // y(w) for every weight a cluster can reach (w = free items + rank).
-    let longest = (0..k)
-        .filter(|&c| per_cluster[c] > 0)
-        .map(|c| ws.w[c] as usize + per_cluster[c] as usize)
-        .max()
-        .unwrap_or(0);
-    // utab[w] = g(w + 1) - g(w), the state a cluster of weight w is in;
-    // ytab[w] = beta utab[w], the diversity part of its items' gains.
-    let utab: Vec<f64> = (0..=longest)
-        .map(|w| p.concave.delta(w as f64, 1.0))
-        .collect();
-    let ytab: Vec<f64> = utab.iter().map(|&u| p.beta * u).collect();
+    let (utab, ytab) = (&tables.u, &tables.y);
     // at[c]: the weight of cluster c as the run goes (its free items first).
     let mut at: Vec<u32> = (0..k).map(|c| ws.w[c] as u32).collect();
     // Densities in (cost, index) order, the rounding check, and per density
@@ -1196,13 +1235,15 @@ fn greedy_unit_sorted(
 /// its prefix, `c + y(at[k])`, is then one lookup: O(n + m) in all, no
 /// history search. The items that still fit after the run are a prefix of the
 /// order, skipped at once. Same gains, bit for bit, and the same winner as
-/// [`best_single_addition`] (ties in value to the lower index).
+/// [`best_single_addition`] (ties in value to the lower index). `ytab`:
+/// [`UnitTables::y`] for the candidates' clusters.
 fn best_single_addition_sorted(
     p: &Problem<'_>,
     budget: f64,
     ws0: &Weights,
     pre: &Prefixes,
     by_cost: &[CostItem],
+    ytab: &[f64],
     evals: &mut u64,
 ) -> Option<(f64, usize, u32)> {
     let m = pre.len();
@@ -1217,10 +1258,6 @@ fn best_single_addition_sorted(
     for &c in &pre.after_k {
         at[c as usize] += 1;
     }
-    let longest = at.iter().copied().max().unwrap_or(0) as usize;
-    let ytab: Vec<f64> = (0..=longest)
-        .map(|w| p.beta * p.concave.delta(w as f64, 1.0))
-        .collect();
     let mut best = pre.val[m];
     let mut found: Option<(f64, usize, u32)> = None;
     let mut j = m;
@@ -1500,18 +1537,13 @@ fn kpod_levels(
 fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
     // The KPOD form keeps no candidate list: its passes filter the items
     // as they go, and its cost order is built straight from them.
-    let unit = p.modular_is_cost && p.values.is_none() && p.beta > 0.0;
-    let costs = p.costs;
-    let unit_cand = (0..p.len() as u32).filter(move |&i| {
-        let c = costs[i as usize];
-        c > 0.0 && c <= budget
-    });
+    let unit = kpod_form(p);
     let (free, cand) = if unit {
-        let free = (0..p.len() as u32).filter(|&i| costs[i as usize] == 0.0);
-        (free.collect(), Vec::new())
+        (free_items(p), Vec::new())
     } else {
         split(p, budget)
     };
+    let unit_cand = kpod_candidates(p, budget);
     let mut ws0 = p.weights();
     for &i in &free {
         p.add_w(i as usize, &mut ws0);
@@ -1620,7 +1652,8 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
             evals,
         );
         drop(queues);
-        best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, evals)
+        let tables = UnitTables::new(p, &ws0, &per_cluster);
+        best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, &tables.y, evals)
     } else {
         item_levels(p, budget, &cand, &upper, &levels, &mut pre, &mut wv, evals);
         let selected = Bits::of(p.len(), &pre.picks);

@@ -368,14 +368,15 @@ def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
 
     run = Run.empty()
     w = w0.copy()
-    if f.modular is None and f.values is None and f.beta > 0.0:
+    kpod_form = f.modular is None and f.values is None and f.beta > 0.0
+    if kpod_form:
         evals += _kpod_levels(f, budget, cand, taus, level, w0, w, run)
     else:
         evals += _item_levels(f, budget, cand, upper, taus, level, w, run)
     # Phase 5: Greedy + Max candidates and the suffix candidate.
     counter = [0]
     aug = _best_single_addition(f, budget, w0, run, cand, upper, counter)
-    if f.modular is None and f.values is None and f.beta > 0.0:
+    if kpod_form:
         # The KPOD objective evaluates every unpicked item that does not fit
         # after the run once, at its prefix (no bounds, no checkpoints).
         chosen = set(run.picks)

@@ -506,6 +506,22 @@ def _submodlib_objective(inst: Instance) -> Any:
     )
 
 
+def submodlib_maximize(
+    fn: Any, budget: float, costs: list[float] | None, optimizer: str = "LazyGreedy"
+) -> list[tuple[int, float]]:
+    """submodlib's ``maximize`` on ``fn`` (from ``_submodlib_objective``), as
+    timed by the benchmarks: cost-benefit greedy when ``costs`` are given,
+    otherwise the plain cardinality form. Returns its (item, gain) pairs."""
+    if costs is not None:
+        return fn.maximize(optimizer, budget, False, False, 0.1, False, False, costs, True)
+    return fn.maximize(optimizer, budget, False, False, 0.1, False, False, [], False)
+
+
+def picked_indices(out: list[tuple[int, float]]) -> np.ndarray:
+    """The item indices of a submodlib result, in pick order."""
+    return np.array([i for i, _ in out], dtype=np.int64)
+
+
 def _apricot_features(inst: Instance, encoding: str) -> Any:
     """Feature matrix for apricot's ``FeatureBasedSelection(concave_func="sqrt")``.
 
@@ -557,12 +573,9 @@ def case_peer(
         setup_s = time.perf_counter() - t0
         report_phase("setup", setup_s)
         t0 = time.perf_counter()
-        if use_costs:
-            out = fn.maximize(optimizer, inst.budget, False, False, 0.1, False, False, costs, True)
-        else:
-            out = fn.maximize(optimizer, inst.budget, False, False, 0.1, False, False, [], False)
+        out = submodlib_maximize(fn, inst.budget, costs if use_costs else None, optimizer)
         solve_s = time.perf_counter() - t0
-        indices = np.array([i for i, _ in out], dtype=np.int64)
+        indices = picked_indices(out)
         own_value = float(fn.evaluate(set(indices.tolist()))) if indices.size else 0.0
         encoding = "exact"
     elif peer == "apricot":

@@ -286,8 +286,7 @@ impl Curriculum {
         let (chosen, value, added, evaluations, skipped): (Vec<u32>, f64, f64, u64, bool) =
             if forced {
                 let all: Vec<u32> = (0..qs.len() as u32).collect();
-                let v = problem.value_of(&all);
-                let a = problem.cost_of(&all);
+                let (v, a) = problem.value_and_cost(&all);
                 (all, v, a, 0, false)
             } else if increase > 0.0 {
                 let s = select(

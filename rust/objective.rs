@@ -72,10 +72,16 @@ impl DenseClusters {
     /// is the order of their ids.
     pub fn from_ids(arg: &'static str, clusters: &[i64]) -> Result<Self> {
         let n = clusters.len();
-        // One branch-free pass for the range; the first offender only on failure.
-        let (min, max) = clusters
-            .iter()
-            .fold((i64::MAX, -1i64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+        // One branch-free pass converts the ids (as if they were small) and
+        // finds their range; the first offender is searched only on failure,
+        // and large ids are renumbered afterwards.
+        let mut ids = vec![0u32; n];
+        let (mut min, mut max) = (i64::MAX, -1i64);
+        for (d, &c) in ids.iter_mut().zip(clusters) {
+            *d = c as u32;
+            min = min.min(c);
+            max = max.max(c);
+        }
         if min < 0 {
             let (i, &c) = clusters
                 .iter()
@@ -98,7 +104,7 @@ impl DenseClusters {
         }
         if (max as u64) < direct_limit {
             return Ok(DenseClusters {
-                ids: clusters.iter().map(|&c| c as u32).collect(),
+                ids,
                 count: max as usize + 1,
             });
         }
@@ -208,7 +214,12 @@ impl<'a> Problem<'a> {
         // Ids from `DenseClusters::from_ids` are always in range; a struct
         // built by hand is checked (one max-reduction, the search only on failure).
         let in_range = |k: u32| (k as usize) < clusters.count;
-        if !clusters.ids.iter().copied().max().is_none_or(in_range) {
+        let limit = u32::try_from(clusters.count).unwrap_or(u32::MAX);
+        let over = clusters
+            .ids
+            .iter()
+            .fold(false, |acc, &k| acc | (k >= limit));
+        if over && !clusters.ids.iter().all(|&k| in_range(k)) {
             let bad = clusters
                 .ids
                 .iter()
@@ -320,19 +331,31 @@ impl<'a> Problem<'a> {
     /// F(S) for S given in pick order: the modular sum in that order plus
     /// beta times the sum of g over clusters in id order.
     pub fn value_of(&self, set: &[u32]) -> f64 {
-        let mut w = vec![0.0; self.n_clusters];
-        let mut modular = 0.0;
-        for &i in set {
-            modular += self.modular[i as usize];
-            self.add(i as usize, &mut w);
-        }
-        let concave: f64 = w.iter().map(|&x| self.concave.g(x)).sum();
-        modular + self.beta * concave
+        self.value_and_cost(set).0
     }
 
     /// Sum of the costs of S, added in pick order.
     pub fn cost_of(&self, set: &[u32]) -> f64 {
-        set.iter().map(|&i| self.costs[i as usize]).sum()
+        self.value_and_cost(set).1
+    }
+
+    /// ([`Problem::value_of`], [`Problem::cost_of`]) in one pass over S.
+    pub fn value_and_cost(&self, set: &[u32]) -> (f64, f64) {
+        let mut w = vec![0.0; self.n_clusters];
+        let (mut modular, mut cost) = (0.0, 0.0);
+        for &i in set {
+            let i = i as usize;
+            let c = self.costs[i];
+            cost += c;
+            modular += if self.modular_is_cost {
+                c
+            } else {
+                self.modular[i]
+            };
+            self.add(i, &mut w);
+        }
+        let concave: f64 = w.iter().map(|&x| self.concave.g(x)).sum();
+        (modular + self.beta * concave, cost)
     }
 }
 

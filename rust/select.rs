@@ -105,9 +105,10 @@ pub fn select(p: &Problem<'_>, opts: &Options) -> Result<Selection> {
         Algorithm::GreedyMax => greedy(p, opts.budget, true, &mut evals),
         Algorithm::Density => greedy(p, opts.budget, false, &mut evals),
     };
+    let (value, cost) = p.value_and_cost(&picks);
     Ok(Selection {
-        value: p.value_of(&picks),
-        cost: p.cost_of(&picks),
+        value,
+        cost,
         indices: picks.iter().map(|&i| i64::from(i)).collect(),
         evaluations: evals,
     })
@@ -138,17 +139,6 @@ fn free_items(p: &Problem<'_>) -> Vec<u32> {
     (0..p.len() as u32)
         .filter(|&i| p.costs[i as usize] == 0.0)
         .collect()
-}
-
-/// The affordable positive-cost items of [`split`] as a filter over the
-/// indices, which the KPOD paths consume straight into [`cost_order`] and
-/// their sweeps instead of keeping a list.
-fn kpod_candidates<'a>(p: &Problem<'a>, budget: f64) -> impl Iterator<Item = u32> + Clone + 'a {
-    let costs = p.costs;
-    (0..p.len() as u32).filter(move |&i| {
-        let c = costs[i as usize];
-        c > 0.0 && c <= budget
-    })
 }
 
 /// The gain increments of a KPOD cluster by weight w (free items plus picks),
@@ -196,6 +186,8 @@ struct Prefixes {
     after_x: Vec<f64>,
     keep_states: bool,
     spent: f64,
+    /// The last `val` (kept apart so that the next pick need not load it).
+    total: f64,
 }
 
 impl Prefixes {
@@ -208,6 +200,7 @@ impl Prefixes {
             after_x: Vec::new(),
             keep_states: true,
             spent: 0.0,
+            total: 0.0,
         }
     }
 
@@ -247,10 +240,10 @@ impl Prefixes {
     #[inline]
     fn push(&mut self, i: u32, k: u32, c: f64, g: f64, after: f64) {
         self.spent += c;
+        self.total += g;
         self.picks.push(i);
         self.cum.push(self.spent);
-        let v = self.val[self.val.len() - 1] + g;
-        self.val.push(v);
+        self.val.push(self.total);
         self.after_k.push(k);
         if self.keep_states {
             self.after_x.push(after);
@@ -478,13 +471,12 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
     if kpod_form(p) {
         // The candidates go straight into the cost order, no index list.
         let free = free_items(p);
-        let cand = kpod_candidates(p, budget);
         let mut ws0 = p.weights();
         for &i in &free {
             p.add_w(i as usize, &mut ws0);
         }
         let mut per_cluster = vec![0u32; p.n_clusters];
-        let by_cost = cost_order(p, cand, &mut per_cluster);
+        let by_cost = cost_order(p, budget, &mut per_cluster);
         let tables = UnitTables::new(p, &ws0, &per_cluster);
         if let Some(pre) = greedy_unit_sorted(p, budget, &by_cost, &tables, &ws0, evals) {
             let extra = if plus_max {
@@ -855,6 +847,9 @@ fn sort_small<T: Copy>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
 /// lose by 5-25 % at 10M).
 const RADIX_THREE_PASSES: usize = 1 << 22;
 
+/// Up to this many candidates [`cost_order`] sorts with one counting pass.
+const SINGLE_PASS_MAX: usize = 1 << 16;
+
 /// The candidates in ascending (cost, index) order. A two-pass LSD radix
 /// sort (11-bit digits; three 8-bit ones above ~4M items) on the top
 /// 22 (24) significant bits of the cost bits
@@ -862,36 +857,49 @@ const RADIX_THREE_PASSES: usize = 1 << 22;
 /// whose costs share those bits, and an insertion pass settles those; when
 /// costs are so bunched that it would move items far, a library sort does
 /// it instead. Also counts the candidates of every cluster into `per_cluster`.
-fn cost_order(
-    p: &Problem<'_>,
-    cand: impl Iterator<Item = u32> + Clone,
-    per_cluster: &mut [u32],
-) -> Vec<CostItem> {
-    cost_order_with(p, cand, per_cluster, RADIX_THREE_PASSES)
+fn cost_order(p: &Problem<'_>, budget: f64, per_cluster: &mut [u32]) -> Vec<CostItem> {
+    cost_order_with(p, budget, per_cluster, SINGLE_PASS_MAX, RADIX_THREE_PASSES)
 }
 
-/// [`cost_order`] with three 8-bit passes above `three_passes_above` items.
+/// [`cost_order`] with one counting pass up to `single_pass_max`
+/// candidates and three 8-bit passes above `three_passes_above`.
 fn cost_order_with(
     p: &Problem<'_>,
-    cand: impl Iterator<Item = u32> + Clone,
+    budget: f64,
     per_cluster: &mut [u32],
+    single_pass_max: usize,
     three_passes_above: usize,
 ) -> Vec<CostItem> {
+    // One pass gathers the candidates (cost bits, index, cluster), their
+    // bit range and the per-cluster counts; the radix passes then read this
+    // compact array instead of going back to the inputs.
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    let mut len = 0usize;
-    for i in cand.clone() {
-        let b = p.costs[i as usize].to_bits();
-        lo = lo.min(b);
-        hi = hi.max(b);
-        per_cluster[p.cluster[i as usize] as usize] += 1;
-        len += 1;
+    let mut items: Vec<CostItem> = Vec::with_capacity(p.len());
+    for (i, (&c, &k)) in p.costs.iter().zip(p.cluster).enumerate() {
+        if c > 0.0 && c <= budget {
+            let bits = c.to_bits();
+            lo = lo.min(bits);
+            hi = hi.max(bits);
+            per_cluster[k as usize] += 1;
+            items.push(CostItem {
+                bits,
+                idx: i as u32,
+                k,
+            });
+        }
     }
+    let len = items.len();
     if len == 0 {
-        return Vec::new();
+        return items;
     }
-    // Large inputs take three 8-bit passes: 256 write streams stay within
-    // the TLB where 2048 start to thrash it.
-    let (digit, passes) = if len > three_passes_above {
+    // Up to 2^16 candidates one counting pass on about log2(len) + 1 key
+    // bits leaves a few items per bucket (the histogram stays in cache);
+    // larger inputs take two 11-bit passes, and above `three_passes_above`
+    // three 8-bit ones (256 write streams stay within the TLB where 2048
+    // start to thrash it).
+    let (digit, passes) = if len <= single_pass_max {
+        (len.next_power_of_two().trailing_zeros().max(4), 1u32)
+    } else if len > three_passes_above {
         (8u32, 3u32)
     } else {
         (11, 2)
@@ -901,37 +909,32 @@ fn cost_order_with(
     let shift = (64 - (hi - lo).leading_zeros()).saturating_sub(digit * passes);
     let key = |bits: u64| ((bits - lo) >> shift) as usize;
     let mut start = vec![0u32; passes as usize * (radix + 1)];
-    for i in cand.clone() {
-        let kk = key(p.costs[i as usize].to_bits());
-        for d in 0..passes as usize {
-            start[d * (radix + 1) + ((kk >> (d as u32 * digit)) & mask) + 1] += 1;
+    if passes == 1 {
+        for t in &items {
+            start[(key(t.bits) & mask) + 1] += 1;
+        }
+    } else {
+        for t in &items {
+            let kk = key(t.bits);
+            for d in 0..passes as usize {
+                start[d * (radix + 1) + ((kk >> (d as u32 * digit)) & mask) + 1] += 1;
+            }
         }
     }
     for d in 0..passes as usize {
         offsets(&mut start[d * (radix + 1)..(d + 1) * (radix + 1)]);
     }
     let mut out = vec![CostItem::default(); len];
-    for i in cand.clone() {
-        let bits = p.costs[i as usize].to_bits();
-        let slot = &mut start[key(bits) & mask];
-        out[*slot as usize] = CostItem {
-            bits,
-            idx: i,
-            k: p.cluster[i as usize],
-        };
-        *slot += 1;
-    }
-    let mut tmp = vec![CostItem::default(); len];
-    for d in 1..passes as usize {
+    for d in 0..passes as usize {
         let slots = &mut start[d * (radix + 1)..(d + 1) * (radix + 1)];
-        for t in &out {
+        for t in &items {
             let slot = &mut slots[(key(t.bits) >> (d as u32 * digit)) & mask];
-            tmp[*slot as usize] = *t;
+            out[*slot as usize] = *t;
             *slot += 1;
         }
-        std::mem::swap(&mut out, &mut tmp);
+        std::mem::swap(&mut out, &mut items);
     }
-    drop(tmp);
+    let mut out = items;
     let order = |t: &CostItem| (t.bits, t.idx);
     let mut moves = 0usize;
     let limit = 4 * out.len() + 64;
@@ -1018,36 +1021,50 @@ fn greedy_unit_sorted(
     let bucket = |d: u64| ((d_hi.saturating_sub(d) >> shift) as usize).min(nb - 1);
     let mut count = vec![0u32; nb + 1];
     let mut mass = vec![0.0f64; nb];
-    let mut dens = vec![0u64; by_cost.len()];
+    let mut dens: Vec<u64> = Vec::with_capacity(by_cost.len());
     let mut rank = at.clone();
     let tol = 4.0 * f64::EPSILON;
     let mut odd = vec![false; k];
     let mut odd_list: Vec<u32> = Vec::new();
-    let mut next = 0usize; // first position with a dearer cost than the current one
-    for (pos, t) in by_cost.iter().enumerate() {
+    let len = by_cost.len();
+    // First the diversity part y of every step's gain (by rank), then the
+    // densities in a loop of their own: the divisions do not hold up the
+    // rounding check below, which only needs the gain c + y.
+    dens.extend(by_cost.iter().map(|t| {
         let kc = t.k as usize;
-        let c = f64::from_bits(t.bits);
-        let y = ytab[rank[kc] as usize];
         rank[kc] += 1;
-        let d = (c + y) / c;
-        let b = bucket(d.to_bits());
-        dens[pos] = d.to_bits();
-        count[b + 1] += 1;
-        mass[b] += c;
+        ytab[rank[kc] as usize - 1].to_bits()
+    }));
+    let mut next = 0usize; // first position with a dearer cost than the current one
+    for pos in 0..len {
+        let t = by_cost[pos];
+        let c = f64::from_bits(t.bits);
+        let y = f64::from_bits(dens[pos]);
+        // A dearer item of cost c_t has a float density below d if
+        // (1 + y / c_r) / (1 + y / c_t) > 1 + 2 eps, i.e. if
+        // y (c_t - c_r) > 2 eps (c_t + y) c_r, which holds with margin when
+        // y (c_t - c_r) > 4 eps (c_r + y) c_t (as (c_t + y) c_r <= (c_r + y) c_t);
+        // once true for one c_t it is true for every dearer one. Usually
+        // the next item settles it; the few candidates closer than that are
+        // compared exactly, and only those of this cluster matter.
+        let tol_g = tol * (c + y);
+        if let Some(u) = by_cost.get(pos + 1) {
+            let ct = f64::from_bits(u.bits);
+            if u.bits != t.bits && y * (ct - c) > tol_g * ct {
+                continue;
+            }
+        }
         if next <= pos {
             next = pos + 1;
-            while next < by_cost.len() && by_cost[next].bits == t.bits {
+            while next < len && by_cost[next].bits == t.bits {
                 next += 1;
             }
         }
-        // A dearer item of cost c_t has a float density below d if
-        // (1 + y / c_r) / (1 + y / c_t) > 1 + 2 eps, which holds with margin
-        // when y (c_t - c_r) > 4 eps d c_r c_t; once true for one c_t it is
-        // true for every dearer one. The few candidates closer than that
-        // are compared exactly, and only those of this cluster matter.
-        for (seen, u) in by_cost[next.min(by_cost.len())..].iter().enumerate() {
+        let kc = t.k as usize;
+        let d = (c + y) / c;
+        for (seen, u) in by_cost[next.min(len)..].iter().enumerate() {
             let ct = f64::from_bits(u.bits);
-            if y * (ct - c) > tol * d * c * ct {
+            if y * (ct - c) > tol_g * ct {
                 break;
             }
             if seen >= 32 {
@@ -1064,7 +1081,32 @@ fn greedy_unit_sorted(
             }
         }
     }
+    for (d, t) in dens.iter_mut().zip(by_cost) {
+        let c = f64::from_bits(t.bits);
+        *d = ((c + f64::from_bits(*d)) / c).to_bits();
+    }
     *evals += by_cost.len() as u64;
+    // Per density bucket the number and summed cost of its steps, in a
+    // separate pass (and two lanes for the sums) so that steps landing in
+    // the same bucket do not wait on each other.
+    let mut mass2 = vec![0.0f64; nb];
+    let mut pairs = by_cost.chunks_exact(2).zip(dens.chunks_exact(2));
+    for (t, d) in &mut pairs {
+        let (b0, b1) = (bucket(d[0]), bucket(d[1]));
+        count[b0 + 1] += 1;
+        mass[b0] += f64::from_bits(t[0].bits);
+        count[b1 + 1] += 1;
+        mass2[b1] += f64::from_bits(t[1].bits);
+    }
+    if by_cost.len() % 2 == 1 {
+        let (t, d) = (by_cost[by_cost.len() - 1], dens[by_cost.len() - 1]);
+        count[bucket(d) + 1] += 1;
+        mass[bucket(d)] += f64::from_bits(t.bits);
+    }
+    for (m, m2) in mass.iter_mut().zip(&mass2) {
+        *m += m2;
+    }
+    drop(mass2);
     // Clusters where rounding reorders near-equal costs ("odd"): their
     // pick order is simulated exactly, and `later` keeps the few steps that
     // a cheaper step of the same cluster follows: (item, the cheapest later
@@ -1193,16 +1235,18 @@ fn greedy_unit_sorted(
         }
         need_exact
     };
+    // Sorting every bucket in place sorts the whole phase: one walk.
     let mut begin = 0usize;
     for &end in &count[..=b_last] {
         let end = end as usize;
-        let seg = &mut order[begin..end];
-        begin = end;
-        if seg.len() > 1 {
-            sort_small(seg, |a, b| a.d > b.d || (a.d == b.d && a.idx < b.idx));
+        if end > begin + 1 {
+            sort_small(&mut order[begin..end], |a, b| {
+                a.d > b.d || (a.d == b.d && a.idx < b.idx)
+            });
         }
-        exact_needed |= walk(seg, &mut pre);
+        begin = end;
     }
+    exact_needed |= walk(&order, &mut pre);
     // Phase 2.
     let fits = by_cost.partition_point(|t| pre.spent + f64::from_bits(t.bits) <= budget);
     // A later step left out for not fitting ends its cluster the same way,
@@ -1410,16 +1454,19 @@ fn item_levels(
 /// into the global cost order ([`cost_order`]), grouped by cluster with one
 /// stable counting pass. The threshold pass of the KPOD objective consumes
 /// each cluster from its cheap end.
-struct ClusterQueues<'a> {
-    by_cost: &'a [CostItem],
-    at: Vec<u32>,
+struct ClusterQueues {
+    /// Cost and item of every candidate, cluster by cluster, each cluster
+    /// in cost order: popping walks memory forward instead of jumping into
+    /// the global cost order.
+    cost: Vec<f64>,
+    item: Vec<u32>,
     /// Per cluster: the next position not yet consumed, and the end.
     pos: Vec<u32>,
     end: Vec<u32>,
 }
 
-impl<'a> ClusterQueues<'a> {
-    fn new(by_cost: &'a [CostItem], per_cluster: &[u32]) -> Self {
+impl ClusterQueues {
+    fn new(by_cost: &[CostItem], per_cluster: &[u32]) -> Self {
         let k = per_cluster.len();
         let mut pos = vec![0u32; k];
         let mut end = vec![0u32; k];
@@ -1430,15 +1477,17 @@ impl<'a> ClusterQueues<'a> {
             end[c] = sum;
         }
         let mut fill = pos.clone();
-        let mut at = vec![0u32; by_cost.len()];
-        for (q, t) in by_cost.iter().enumerate() {
+        let mut cost = vec![0.0f64; by_cost.len()];
+        let mut item = vec![0u32; by_cost.len()];
+        for t in by_cost {
             let slot = &mut fill[t.k as usize];
-            at[*slot as usize] = q as u32;
+            cost[*slot as usize] = f64::from_bits(t.bits);
+            item[*slot as usize] = t.idx;
             *slot += 1;
         }
         ClusterQueues {
-            by_cost,
-            at,
+            cost,
+            item,
             pos,
             end,
         }
@@ -1447,10 +1496,8 @@ impl<'a> ClusterQueues<'a> {
     /// The cheapest remaining (cost, item) of cluster c (ties: lower index).
     #[inline]
     fn head(&self, c: usize) -> Option<(f64, u32)> {
-        (self.pos[c] < self.end[c]).then(|| {
-            let t = self.by_cost[self.at[self.pos[c] as usize] as usize];
-            (f64::from_bits(t.bits), t.idx)
-        })
+        let q = self.pos[c] as usize;
+        (self.pos[c] < self.end[c]).then(|| (self.cost[q], self.item[q]))
     }
 
     /// Consumes the head of cluster c.
@@ -1476,20 +1523,23 @@ impl<'a> ClusterQueues<'a> {
 fn kpod_levels(
     p: &Problem<'_>,
     budget: f64,
-    order: &mut ClusterQueues<'_>,
+    order: &mut ClusterQueues,
     levels: &Levels,
     ws0: &Weights,
+    tables: &UnitTables,
     pre: &mut Prefixes,
-    wv: &mut Weights,
     evals: &mut u64,
 ) {
+    let (utab, ytab) = (&tables.u, &tables.y);
+    // at[c]: the weight (count) of cluster c; a gain is c + y[at].
+    let mut at = unit_weights(ws0);
     let taus = &levels.taus;
     let fill = taus.len();
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); fill + 1];
     for c in 0..p.n_clusters {
-        if let Some((cost, i)) = order.head(c) {
+        if let Some((cost, _)) = order.head(c) {
             // The phase-1 value u_e of this item, recomputed (same floats).
-            let u = p.gain_kc(i as usize, c, cost, ws0);
+            let u = cost + ytab[at[c] as usize];
             lists[levels.of(u / cost)].push(c as u32);
         }
     }
@@ -1502,11 +1552,13 @@ fn kpod_levels(
                 if pre.spent + cost > budget {
                     break;
                 }
-                let g = p.gain_kc(i as usize, c, cost, wv);
+                let w = at[c] as usize;
+                let g = cost + ytab[w];
                 *evals += 1;
                 let d = g / cost;
-                if g > 0.0 && (r == fill || d >= tau) {
-                    pre.take_kc(p, i as usize, k, cost, g, wv);
+                if r == fill || d >= tau {
+                    at[c] += 1;
+                    pre.push(i, k, cost, g, utab[w + 1]);
                     order.pop(c);
                 } else {
                     if r < fill {
@@ -1517,6 +1569,74 @@ fn kpod_levels(
             }
         }
     }
+}
+
+/// Phases 1 and 2 of [`threshold`] in one sweep over the candidates `cand`
+/// (index order): the best single gain, and the density-threshold estimate
+/// (an item joins when `g B >= c v`, v the estimate's value so far). Keeps
+/// every item's phase-1 gain in `upper`. Returns (best single gain, the
+/// estimate's value, its items, items swept).
+fn estimate_sweep(
+    p: &Problem<'_>,
+    budget: f64,
+    ws0: &Weights,
+    cand: &[u32],
+    upper: &mut Vec<f64>,
+) -> (f64, f64, Vec<u32>, u64) {
+    let mut best_single = 0.0f64;
+    let mut west = ws0.clone();
+    let mut vest = 0.0;
+    let mut est: Vec<u32> = Vec::new();
+    for &i in cand {
+        let iu = i as usize;
+        let u = p.gain_w(iu, ws0);
+        upper.push(u);
+        best_single = best_single.max(u);
+        let g = p.gain_w(iu, &west);
+        if g > 0.0 && g * budget >= p.costs[iu] * vest {
+            vest += g;
+            p.add_w(iu, &mut west);
+            est.push(i);
+        }
+    }
+    (best_single, vest, est, cand.len() as u64)
+}
+
+/// The cluster weights of `ws` as counts (v = 1: every weight is an integer).
+fn unit_weights(ws: &Weights) -> Vec<u32> {
+    ws.w.iter().map(|&w| w as u32).collect()
+}
+
+/// [`estimate_sweep`] for the KPOD form over the affordable positive-cost
+/// items: with v = 1 a cluster's weight is a count and an item's gain is
+/// `c + y[count]` ([`UnitTables::y`]), the same floats as the generic gain.
+fn kpod_estimate_sweep(
+    p: &Problem<'_>,
+    budget: f64,
+    ws0: &Weights,
+    ytab: &[f64],
+) -> (f64, f64, Vec<u32>, u64) {
+    let base = unit_weights(ws0);
+    let mut at = base.clone();
+    let mut best_single = 0.0f64;
+    let mut vest = 0.0;
+    let mut est: Vec<u32> = Vec::new();
+    let mut swept = 0u64;
+    for (i, (&c, &k)) in p.costs.iter().zip(p.cluster).enumerate() {
+        if !(c > 0.0 && c <= budget) {
+            continue;
+        }
+        swept += 1;
+        let k = k as usize;
+        best_single = best_single.max(c + ytab[base[k] as usize]);
+        let g = c + ytab[at[k] as usize];
+        if g * budget >= c * vest {
+            vest += g;
+            at[k] += 1;
+            est.push(i as u32);
+        }
+    }
+    (best_single, vest, est, swept)
 }
 
 /// The 1/2 - eps thresholding algorithm; see `docs/scheduler.md` for the
@@ -1543,42 +1663,28 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     } else {
         split(p, budget)
     };
-    let unit_cand = kpod_candidates(p, budget);
     let mut ws0 = p.weights();
     for &i in &free {
         p.add_w(i as usize, &mut ws0);
     }
-    let sweep: Box<dyn Iterator<Item = u32>> = if unit {
-        Box::new(unit_cand.clone())
+    // The KPOD form takes its cost order and gain tables first: every gain
+    // after that is a cost plus a table entry (no square roots per pick).
+    let mut per_cluster = vec![0u32; if unit { p.n_clusters } else { 0 }];
+    let by_cost = if unit {
+        cost_order(p, budget, &mut per_cluster)
     } else {
-        Box::new(cand.iter().copied())
+        Vec::new()
     };
+    let tables = unit.then(|| UnitTables::new(p, &ws0, &per_cluster));
     // Phases 1 and 2 share one sweep (two evaluations per item). Only the
     // general form keeps the phase-1 gains (its level lists and candidate
     // search start from them).
     let mut upper = Vec::with_capacity(cand.len());
-    let mut best_single = 0.0f64;
-    let mut west = ws0.clone();
-    let mut vest = 0.0;
-    let mut est: Vec<u32> = Vec::new();
-    let mut swept = 0u64;
-    for i in sweep {
-        swept += 1;
-        let iu = i as usize;
-        let u = p.gain_w(iu, &ws0);
-        if !unit {
-            upper.push(u);
-        }
-        best_single = best_single.max(u);
-        let g = p.gain_w(iu, &west);
-        if g > 0.0 && g * budget >= p.costs[iu] * vest {
-            vest += g;
-            p.add_w(iu, &mut west);
-            est.push(i);
-        }
-    }
+    let (best_single, vest, mut est, swept) = match &tables {
+        Some(t) => kpod_estimate_sweep(p, budget, &ws0, &t.y),
+        None => estimate_sweep(p, budget, &ws0, &cand, &mut upper),
+    };
     *evals += 2 * swept;
-    drop(west);
     if swept == 0 || best_single <= 0.0 {
         return Ok(free);
     }
@@ -1595,14 +1701,28 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     }
     let tail: Vec<u32> = est.split_off(first);
     drop(est);
-    let mut wt = ws0.clone();
-    let mut vtail = 0.0;
-    for &i in &tail {
-        vtail += p.gain_w(i as usize, &wt);
-        p.add_w(i as usize, &mut wt);
-    }
+    let vtail = match &tables {
+        Some(t) => {
+            let mut at = unit_weights(&ws0);
+            let mut v = 0.0;
+            for &i in &tail {
+                let k = p.cluster[i as usize] as usize;
+                v += p.costs[i as usize] + t.y[at[k] as usize];
+                at[k] += 1;
+            }
+            v
+        }
+        None => {
+            let mut wt = ws0.clone();
+            let mut v = 0.0;
+            for &i in &tail {
+                v += p.gain_w(i as usize, &wt);
+                p.add_w(i as usize, &mut wt);
+            }
+            v
+        }
+    };
     *evals += tail.len() as u64;
-    drop(wt);
     let gamma_up = 2.0 * vest;
     let gamma_low = best_single.max(vtail);
     if !(gamma_up.is_finite() && gamma_low.is_finite()) {
@@ -1634,12 +1754,9 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     } else {
         Prefixes::new()
     };
-    let mut wv = ws0.clone();
     // Phase 5 follows each: the Greedy + Max candidates (for the KPOD
     // objective in cost order, O(n + m)).
-    let aug = if unit {
-        let mut per_cluster = vec![0u32; p.n_clusters];
-        let by_cost = cost_order(p, unit_cand, &mut per_cluster);
+    let aug = if let Some(tables) = &tables {
         let mut queues = ClusterQueues::new(&by_cost, &per_cluster);
         kpod_levels(
             p,
@@ -1647,14 +1764,14 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
             &mut queues,
             &levels,
             &ws0,
+            tables,
             &mut pre,
-            &mut wv,
             evals,
         );
         drop(queues);
-        let tables = UnitTables::new(p, &ws0, &per_cluster);
         best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, &tables.y, evals)
     } else {
+        let mut wv = ws0.clone();
         item_levels(p, budget, &cand, &upper, &levels, &mut pre, &mut wv, evals);
         let selected = Bits::of(p.len(), &pre.picks);
         best_single_addition(p, budget, &ws0, &pre, &cand, &upper, &selected, evals)
@@ -1749,7 +1866,7 @@ mod tests {
     }
 
     #[test]
-    fn cost_order_sorts_by_cost_then_index_with_either_radix() {
+    fn cost_order_sorts_by_cost_then_index_with_every_radix() {
         let mut s = 0x2545F4914F6CDD1Du64;
         let mut rnd = move || {
             s ^= s << 13;
@@ -1759,7 +1876,7 @@ mod tests {
         };
         let n = 5000;
         for case in 0..4 {
-            let costs: Vec<f64> = (0..n)
+            let mut costs: Vec<f64> = (0..n)
                 .map(|i| match case {
                     0 => 0.05 + (rnd() % 1_000_000) as f64 / 1e6,
                     1 => ((rnd() % 7) + 1) as f64 * 0.25, // many exact ties
@@ -1767,21 +1884,33 @@ mod tests {
                     _ => f64::from_bits(1.0f64.to_bits() + rnd() % 64), // ulps apart
                 })
                 .collect();
+            // Free items and items over the budget are not candidates.
+            let budget = 100.0;
+            for i in (0..n).step_by(5) {
+                costs[i] = 0.0;
+            }
+            for i in (3..n).step_by(11) {
+                costs[i] = budget * 1.5;
+            }
             let clusters: Vec<i64> = (0..n).map(|_| (rnd() % 13) as i64).collect();
             let cl = DenseClusters::from_ids("clusters", &clusters).unwrap();
             let p = Problem::new(&costs, None, None, &cl, 12.0, Concave::Sqrt).unwrap();
-            let cand = (0..n as u32).filter(|&i| i % 5 != 0);
-            let mut want: Vec<(u64, u32)> = cand
-                .clone()
+            let mut want: Vec<(u64, u32)> = (0..n as u32)
+                .filter(|&i| costs[i as usize] > 0.0 && costs[i as usize] <= budget)
                 .map(|i| (costs[i as usize].to_bits(), i))
                 .collect();
             want.sort_unstable();
-            for above in [0, usize::MAX] {
+            let mut want_per = vec![0u32; cl.count];
+            for &(_, i) in &want {
+                want_per[cl.ids[i as usize] as usize] += 1;
+            }
+            // one counting pass, two 11-bit passes, three 8-bit passes
+            for (single, three) in [(usize::MAX, usize::MAX), (0, usize::MAX), (0, 0)] {
                 let mut per = vec![0u32; cl.count];
-                let got = cost_order_with(&p, cand.clone(), &mut per, above);
+                let got = cost_order_with(&p, budget, &mut per, single, three);
                 let got: Vec<(u64, u32)> = got.iter().map(|t| (t.bits, t.idx)).collect();
-                assert_eq!(got, want, "case {case}, three passes above {above}");
-                assert_eq!(per.iter().sum::<u32>() as usize, want.len());
+                assert_eq!(got, want, "case {case}, passes ({single}, {three})");
+                assert_eq!(per, want_per);
             }
         }
     }

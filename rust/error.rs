@@ -95,22 +95,31 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// four interleaved partial sums, so the scan is not one long chain of
 /// dependent additions), which callers check for overflow.
 pub(crate) fn check_nonneg_finite(arg: &'static str, xs: &[f64]) -> Result<f64> {
-    // Fast path: one branch-free scan that also sums; the slow path finds the
-    // first offender.
+    // Fast path: one branch-free scan for the sum, the minimum and the
+    // maximum (vector min/max instructions): a negative element shows in the
+    // minimum, an infinite one in the maximum, a NaN in the sum (min and max
+    // skip NaN, but a sum that meets one stays NaN). The slow path finds
+    // the first offender.
     let mut acc = [0.0f64; 4];
-    let mut ok = true;
+    let mut lo = [f64::INFINITY; 4];
+    let mut hi = [0.0f64; 4];
     let chunks = xs.chunks_exact(4);
     let rest = chunks.remainder();
     for ch in chunks {
-        for (a, &x) in acc.iter_mut().zip(ch) {
-            *a += x;
-            ok &= x.is_finite() & (x >= 0.0);
+        for j in 0..4 {
+            acc[j] += ch[j];
+            lo[j] = lo[j].min(ch[j]);
+            hi[j] = hi[j].max(ch[j]);
         }
     }
     for &x in rest {
         acc[0] += x;
-        ok &= x.is_finite() & (x >= 0.0);
+        lo[0] = lo[0].min(x);
+        hi[0] = hi[0].max(x);
     }
+    let ok = lo.iter().all(|&l| l >= 0.0)
+        && hi.iter().all(|&h| h < f64::INFINITY)
+        && !acc.iter().any(|a| a.is_nan());
     if ok {
         return Ok((acc[0] + acc[1]) + (acc[2] + acc[3]));
     }

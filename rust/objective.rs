@@ -72,16 +72,28 @@ impl DenseClusters {
     /// is the order of their ids.
     pub fn from_ids(arg: &'static str, clusters: &[i64]) -> Result<Self> {
         let n = clusters.len();
-        // One branch-free pass converts the ids (as if they were small) and
-        // finds their range; the first offender is searched only on failure,
-        // and large ids are renumbered afterwards.
+        // One branch-free pass converts the ids (as if they were below 2^31,
+        // the usual case) and ORs their bits together: no high bit set means
+        // every id is in [0, 2^31) and the u32 maximum is the true one.
+        // Otherwise a second pass finds the range; the first negative id is
+        // searched only on failure, and large ids are renumbered afterwards.
         let mut ids = vec![0u32; n];
-        let (mut min, mut max) = (i64::MAX, -1i64);
+        let mut bits = 0u64;
+        let mut small_max = 0u32;
         for (d, &c) in ids.iter_mut().zip(clusters) {
             *d = c as u32;
-            min = min.min(c);
-            max = max.max(c);
+            bits |= c as u64;
+            small_max = small_max.max(c as u32);
         }
+        let (min, max) = if n == 0 {
+            (0, -1)
+        } else if bits >> 31 == 0 {
+            (0, i64::from(small_max))
+        } else {
+            clusters
+                .iter()
+                .fold((i64::MAX, -1i64), |(lo, hi), &c| (lo.min(c), hi.max(c)))
+        };
         if min < 0 {
             let (i, &c) = clusters
                 .iter()
@@ -385,6 +397,56 @@ mod tests {
         assert_eq!(d.count, 2);
         let e = DenseClusters::from_ids("clusters", &[3, -1]).unwrap_err();
         assert!(e.to_string().contains("clusters[1]"));
+    }
+
+    #[test]
+    fn cluster_ids_near_the_u32_and_i32_limits() {
+        // Ids at or above 2^31 leave the one-pass path; they are renumbered
+        // (or used directly when small enough), never truncated.
+        for (ids, want, count) in [
+            (vec![(1i64 << 31) + 5, 2, 2], vec![1, 0, 0], 2),
+            (
+                vec![(1i64 << 32) + 1, 1, (1i64 << 32) + 1],
+                vec![1, 0, 1],
+                2,
+            ),
+            (vec![0, 9, 4], vec![0, 9, 4], 10),
+            (vec![], vec![], 0),
+        ] {
+            let d = DenseClusters::from_ids("clusters", &ids).unwrap();
+            assert_eq!((d.ids, d.count), (want, count), "{ids:?}");
+        }
+        for ids in [vec![5, i64::MIN, 1], vec![1 << 40, -3], vec![-1]] {
+            let e = DenseClusters::from_ids("clusters", &ids).unwrap_err();
+            let at = ids.iter().position(|&c| c < 0).unwrap();
+            assert!(e.to_string().contains(&format!("clusters[{at}]")), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_kind_of_bad_cost_is_found_at_any_position() {
+        // The fast scan sees a negative in its minimum, an infinity in its
+        // maximum and a NaN in its sum; check each in every lane and in the
+        // remainder, and that -0.0 and huge finite costs pass.
+        for n in [1usize, 4, 7, 9] {
+            let cl = DenseClusters::from_ids("clusters", &vec![0; n]).unwrap();
+            for at in 0..n {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1e-300, -2.0] {
+                    let mut c = vec![1.0; n];
+                    c[at] = bad;
+                    let e = Problem::new(&c, None, None, &cl, 1.0, Concave::Sqrt).unwrap_err();
+                    assert!(
+                        e.to_string().contains(&format!("costs[{at}]")),
+                        "{bad} at {at}: {e}"
+                    );
+                }
+                let mut c = vec![1.0; n];
+                c[at] = -0.0;
+                assert!(Problem::new(&c, None, None, &cl, 1.0, Concave::Sqrt).is_ok());
+                c[at] = f64::MAX / 4.0;
+                assert!(Problem::new(&c, None, None, &cl, 1.0, Concave::Sqrt).is_ok());
+            }
+        }
     }
 
     #[test]

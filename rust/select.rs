@@ -1035,18 +1035,25 @@ fn greedy_unit_sorted(
         rank[kc] += 1;
         ytab[rank[kc] as usize - 1].to_bits()
     }));
+    // A dearer item of cost c_t has a float density below d if
+    // (1 + y / c_r) / (1 + y / c_t) > 1 + 2 eps, i.e. if
+    // y (c_t - c_r) > 2 eps (c_t + y) c_r, which holds with margin when
+    // y (c_t - c_r) > 4 eps (c_r + y) c_t (as (c_t + y) c_r <= (c_r + y) c_t);
+    // once true for one c_t it is true for every dearer one. Usually the
+    // next item settles it for every item: one branch-free pass checks that.
+    let mut close = false;
+    for (pair, y) in by_cost.windows(2).zip(&dens) {
+        let (c, ct) = (f64::from_bits(pair[0].bits), f64::from_bits(pair[1].bits));
+        let y = f64::from_bits(*y);
+        close |= !(pair[1].bits != pair[0].bits && y * (ct - c) > tol * (c + y) * ct);
+    }
+    // Otherwise the few candidates closer than that are compared exactly,
+    // and only those of the item's own cluster matter.
     let mut next = 0usize; // first position with a dearer cost than the current one
-    for pos in 0..len {
+    for pos in 0..if close { len } else { 0 } {
         let t = by_cost[pos];
         let c = f64::from_bits(t.bits);
         let y = f64::from_bits(dens[pos]);
-        // A dearer item of cost c_t has a float density below d if
-        // (1 + y / c_r) / (1 + y / c_t) > 1 + 2 eps, i.e. if
-        // y (c_t - c_r) > 2 eps (c_t + y) c_r, which holds with margin when
-        // y (c_t - c_r) > 4 eps (c_r + y) c_t (as (c_t + y) c_r <= (c_r + y) c_t);
-        // once true for one c_t it is true for every dearer one. Usually
-        // the next item settles it; the few candidates closer than that are
-        // compared exactly, and only those of this cluster matter.
         let tol_g = tol * (c + y);
         if let Some(u) = by_cost.get(pos + 1) {
             let ct = f64::from_bits(u.bits);

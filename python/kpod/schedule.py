@@ -44,22 +44,34 @@ ArrayLike = npt.ArrayLike
 _STATE_FORMAT = "kpod.Curriculum/1"
 
 
+_NATIVE: Any = None
+
+
 def _native() -> Any:
-    try:
-        from kpod import _kpod
-    except ImportError as exc:  # pragma: no cover - depends on the build
-        raise ImportError(
-            "kpod's native scheduler (kpod._kpod) is not built; run "
-            "`maturin develop --release` in the repository (or `pip install kpod`)"
-        ) from exc
-    return _kpod
+    global _NATIVE
+    if _NATIVE is None:
+        try:
+            from kpod import _kpod
+        except ImportError as exc:  # pragma: no cover - depends on the build
+            raise ImportError(
+                "kpod's native scheduler (kpod._kpod) is not built; run "
+                "`maturin develop --release` in the repository (or `pip install kpod`)"
+            ) from exc
+        _NATIVE = _kpod
+    return _NATIVE
 
 
 # ----------------------------------------------------------------------------- validation
 
+_FLOAT64 = np.dtype(np.float64)
+_INT64 = np.dtype(np.int64)
+
 
 def _array(name: str, x: Any, kind: Literal["float", "int"]) -> np.ndarray:
     """Converts ``x`` once to a contiguous 1-D float64 / int64 array, or raises ValueError."""
+    target = _FLOAT64 if kind == "float" else _INT64
+    if type(x) is np.ndarray and x.dtype == target and x.ndim == 1 and x.flags.c_contiguous:
+        return x  # already what the core reads: no checks or copies to make
     arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
@@ -98,8 +110,10 @@ def _scalar(
     hi: float = math.inf,
     hi_open: bool = False,
 ) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
+    # float and int (the usual arguments) skip the slower ABC check.
+    if type(x) is not float and type(x) is not int:
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+            raise ValueError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
     v = float(x)
     too_low = v <= lo if lo_open else v < lo
     too_high = v >= hi if hi_open else v > hi

@@ -134,13 +134,6 @@ fn kpod_form(p: &Problem<'_>) -> bool {
     p.modular_is_cost && p.values.is_none() && p.beta > 0.0
 }
 
-/// The zero-cost items in index order (taken first, for free).
-fn free_items(p: &Problem<'_>) -> Vec<u32> {
-    (0..p.len() as u32)
-        .filter(|&i| p.costs[i as usize] == 0.0)
-        .collect()
-}
-
 /// The gain increments of a KPOD cluster by weight w (free items plus picks),
 /// for every weight up to `longest`: `u[w] = g(w + 1) - g(w)`, the state a
 /// cluster of weight w is in, and `y[w] = beta u[w]`, the diversity part of
@@ -470,13 +463,12 @@ impl Ord for Entry {
 fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<u32> {
     if kpod_form(p) {
         // The candidates go straight into the cost order, no index list.
-        let free = free_items(p);
+        let mut per_cluster = vec![0u32; p.n_clusters];
+        let (by_cost, free) = cost_order(p, budget, &mut per_cluster);
         let mut ws0 = p.weights();
         for &i in &free {
             p.add_w(i as usize, &mut ws0);
         }
-        let mut per_cluster = vec![0u32; p.n_clusters];
-        let by_cost = cost_order(p, budget, &mut per_cluster);
         let tables = UnitTables::new(p, &ws0, &per_cluster);
         if let Some(pre) = greedy_unit_sorted(p, budget, &by_cost, &tables, &ws0, evals) {
             let extra = if plus_max {
@@ -857,7 +849,7 @@ const SINGLE_PASS_MAX: usize = 1 << 16;
 /// whose costs share those bits, and an insertion pass settles those; when
 /// costs are so bunched that it would move items far, a library sort does
 /// it instead. Also counts the candidates of every cluster into `per_cluster`.
-fn cost_order(p: &Problem<'_>, budget: f64, per_cluster: &mut [u32]) -> Vec<CostItem> {
+fn cost_order(p: &Problem<'_>, budget: f64, per_cluster: &mut [u32]) -> (Vec<CostItem>, Vec<u32>) {
     cost_order_with(p, budget, per_cluster, SINGLE_PASS_MAX, RADIX_THREE_PASSES)
 }
 
@@ -869,14 +861,17 @@ fn cost_order_with(
     per_cluster: &mut [u32],
     single_pass_max: usize,
     three_passes_above: usize,
-) -> Vec<CostItem> {
+) -> (Vec<CostItem>, Vec<u32>) {
     // One pass gathers the candidates (cost bits, index, cluster), their
     // bit range and the per-cluster counts; the radix passes then read this
     // compact array instead of going back to the inputs.
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     let mut items: Vec<CostItem> = Vec::with_capacity(p.len());
+    let mut free = Vec::new();
     for (i, (&c, &k)) in p.costs.iter().zip(p.cluster).enumerate() {
-        if c > 0.0 && c <= budget {
+        if c == 0.0 {
+            free.push(i as u32);
+        } else if c <= budget {
             let bits = c.to_bits();
             lo = lo.min(bits);
             hi = hi.max(bits);
@@ -890,9 +885,9 @@ fn cost_order_with(
     }
     let len = items.len();
     if len == 0 {
-        return items;
+        return (items, free);
     }
-    // Up to 2^16 candidates one counting pass on about log2(len) + 1 key
+    // Up to 2^16 candidates one counting pass on about log2(len) key
     // bits leaves a few items per bucket (the histogram stays in cache);
     // larger inputs take two 11-bit passes, and above `three_passes_above`
     // three 8-bit ones (256 write streams stay within the TLB where 2048
@@ -955,7 +950,7 @@ fn cost_order_with(
             break;
         }
     }
-    out
+    (out, free)
 }
 
 /// The KPOD greedy (modular = costs, v = 1, beta > 0) in O(n) expected
@@ -1664,24 +1659,22 @@ fn kpod_estimate_sweep(
 fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
     // The KPOD form keeps no candidate list: its passes filter the items
     // as they go, and its cost order is built straight from them.
+    // The KPOD form takes its cost order (and free items) and gain tables
+    // first: every gain after that is a cost plus a table entry (no square
+    // roots per pick).
     let unit = kpod_form(p);
-    let (free, cand) = if unit {
-        (free_items(p), Vec::new())
+    let mut per_cluster = vec![0u32; if unit { p.n_clusters } else { 0 }];
+    let (by_cost, free, cand) = if unit {
+        let (by_cost, free) = cost_order(p, budget, &mut per_cluster);
+        (by_cost, free, Vec::new())
     } else {
-        split(p, budget)
+        let (free, cand) = split(p, budget);
+        (Vec::new(), free, cand)
     };
     let mut ws0 = p.weights();
     for &i in &free {
         p.add_w(i as usize, &mut ws0);
     }
-    // The KPOD form takes its cost order and gain tables first: every gain
-    // after that is a cost plus a table entry (no square roots per pick).
-    let mut per_cluster = vec![0u32; if unit { p.n_clusters } else { 0 }];
-    let by_cost = if unit {
-        cost_order(p, budget, &mut per_cluster)
-    } else {
-        Vec::new()
-    };
     let tables = unit.then(|| UnitTables::new(p, &ws0, &per_cluster));
     // Phases 1 and 2 share one sweep (two evaluations per item). Only the
     // general form keeps the phase-1 gains (its level lists and candidate
@@ -1914,7 +1907,11 @@ mod tests {
             // one counting pass, two 11-bit passes, three 8-bit passes
             for (single, three) in [(usize::MAX, usize::MAX), (0, usize::MAX), (0, 0)] {
                 let mut per = vec![0u32; cl.count];
-                let got = cost_order_with(&p, budget, &mut per, single, three);
+                let (got, free) = cost_order_with(&p, budget, &mut per, single, three);
+                let want_free: Vec<u32> = (0..n as u32)
+                    .filter(|&i| costs[i as usize] == 0.0)
+                    .collect();
+                assert_eq!(free, want_free);
                 let got: Vec<(u64, u32)> = got.iter().map(|t| (t.bits, t.idx)).collect();
                 assert_eq!(got, want, "case {case}, passes ({single}, {three})");
                 assert_eq!(per, want_per);

@@ -19,7 +19,7 @@ use std::collections::BinaryHeap;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::objective::{Problem, Weights};
+use crate::objective::{Concave, Problem, Weights};
 
 /// Which optimiser [`select`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,9 +154,16 @@ impl UnitTables {
             .map(|(&n, &w)| w as usize + n as usize)
             .max()
             .unwrap_or(0);
-        let u: Vec<f64> = (0..=longest)
-            .map(|w| p.concave.delta(w as f64, 1.0))
-            .collect();
+        let u: Vec<f64> = if p.concave == Concave::Sqrt {
+            // delta(w, 1) = 1 / (sqrt(w + 1) + sqrt(w)): each square root
+            // serves two entries (the same floats, w + 1 being exact).
+            let roots: Vec<f64> = (0..=longest + 1).map(|w| (w as f64).sqrt()).collect();
+            roots.windows(2).map(|r| 1.0 / (r[1] + r[0])).collect()
+        } else {
+            (0..=longest)
+                .map(|w| p.concave.delta(w as f64, 1.0))
+                .collect()
+        };
         let y = u.iter().map(|&x| p.beta * x).collect();
         UnitTables { u, y }
     }
@@ -1915,6 +1922,23 @@ mod tests {
                 let got: Vec<(u64, u32)> = got.iter().map(|t| (t.bits, t.idx)).collect();
                 assert_eq!(got, want, "case {case}, passes ({single}, {three})");
                 assert_eq!(per, want_per);
+            }
+        }
+    }
+
+    #[test]
+    fn sqrt_unit_table_equals_delta_bit_for_bit() {
+        let costs = vec![1.0; 3000];
+        let ids = vec![0i64; 3000];
+        let cl = DenseClusters::from_ids("clusters", &ids).unwrap();
+        for concave in [Concave::Sqrt, Concave::Log1p, Concave::Power(0.5)] {
+            let p = Problem::new(&costs, None, None, &cl, 3.0, concave).unwrap();
+            let t = UnitTables::new(&p, &p.weights(), &[3000]);
+            assert_eq!(t.u.len(), 3001);
+            for (w, (&u, &y)) in t.u.iter().zip(&t.y).enumerate() {
+                let want = concave.delta(w as f64, 1.0);
+                assert_eq!(u.to_bits(), want.to_bits(), "{concave:?} w = {w}");
+                assert_eq!(y.to_bits(), (3.0 * want).to_bits());
             }
         }
     }

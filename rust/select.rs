@@ -1459,10 +1459,10 @@ fn item_levels(
     }
 }
 
-/// The affordable items of every cluster in (cost, index) order: positions
-/// into the global cost order ([`cost_order`]), grouped by cluster with one
-/// stable counting pass. The threshold pass of the KPOD objective consumes
-/// each cluster from its cheap end.
+/// The affordable items of every cluster in (cost, index) order: the global
+/// cost order ([`cost_order`]) grouped by cluster with one stable counting
+/// pass. The threshold pass of the KPOD objective consumes each cluster
+/// from its cheap end.
 struct ClusterQueues {
     /// Cost and item of every candidate, cluster by cluster, each cluster
     /// in cost order: popping walks memory forward instead of jumping into

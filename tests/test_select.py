@@ -281,11 +281,17 @@ def test_kpod_fast_greedy_equals_generic_greedy(inst: dict, alg: str) -> None:
     assert fast.value == generic.value
 
 
-@pytest.mark.parametrize("k", [1, 5, 300])
-def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int) -> None:
+@pytest.mark.parametrize(
+    ("k", "n", "ties"),
+    [(1, 30000, True), (5, 30000, True), (300, 30000, True), (5, 70000, False), (300, 70000, True)],
+)
+def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int, n: int, ties: bool) -> None:
+    # Up to 2^16 candidates the cost order is one counting pass, above it
+    # two radix passes: both sizes, with and without exact cost ties.
     rng = np.random.default_rng(k)
-    n = 30000
-    costs = np.round(rng.gamma(2.0, 1.0, n), 2) + 0.01  # many exact cost ties
+    costs = rng.gamma(2.0, 1.0, n) + 0.01
+    if ties:
+        costs = np.round(costs, 2) + 0.01
     clusters = rng.integers(0, k, n)
     budget = float(costs.sum() * 0.3)
     fast = kpod.select(costs, clusters, budget=budget, algorithm="greedy_max")

@@ -807,9 +807,14 @@ fn key_buckets(lo: u64, hi: u64, n: usize) -> (usize, u32) {
 }
 
 /// Turns bucket counts (`start[b + 1]` = size of bucket b) into start offsets.
-fn offsets(start: &mut [u32]) {
-    for b in 1..start.len() {
-        start[b] += start[b - 1];
+fn offsets<T: Copy + std::ops::AddAssign>(start: &mut [T]) {
+    let Some(&first) = start.first() else {
+        return;
+    };
+    let mut run = first;
+    for x in &mut start[1..] {
+        run += *x;
+        *x = run;
     }
 }
 
@@ -846,22 +851,26 @@ fn sort_small<T: Copy>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
 /// lose by 5-25 % at 10M).
 const RADIX_THREE_PASSES: usize = 1 << 22;
 
-/// Up to this many candidates [`cost_order`] sorts with one counting pass.
-const SINGLE_PASS_MAX: usize = 1 << 16;
+/// Up to this many candidates [`cost_order`] sorts with one counting pass
+/// (whose counts and offsets then fit 16-bit counters).
+const SINGLE_PASS_MAX: usize = u16::MAX as usize;
 
-/// The candidates in ascending (cost, index) order. A two-pass LSD radix
-/// sort (11-bit digits; three 8-bit ones above ~4M items) on the top
-/// 22 (24) significant bits of the cost bits
-/// (positive floats order like their bits) leaves them sorted up to items
-/// whose costs share those bits, and an insertion pass settles those; when
-/// costs are so bunched that it would move items far, a library sort does
-/// it instead. Also counts the candidates of every cluster into `per_cluster`.
+/// The candidates (costs in (0, budget]) in ascending (cost, index) order,
+/// and the free (zero-cost) items in index order. A counting sort on the
+/// cost bits (positive floats order like their bits): one pass on about
+/// log2(n) bits below 2^16 candidates, else an LSD radix sort on the top
+/// 22 (24) significant bits (two 11-bit passes; three 8-bit ones above ~4M
+/// items), leaves them sorted up to items whose costs share those bits,
+/// and an insertion pass settles those; when costs are so bunched that it
+/// would move items far, a library sort does it instead. Also counts the
+/// candidates of every cluster into `per_cluster`.
 fn cost_order(p: &Problem<'_>, budget: f64, per_cluster: &mut [u32]) -> (Vec<CostItem>, Vec<u32>) {
     cost_order_with(p, budget, per_cluster, SINGLE_PASS_MAX, RADIX_THREE_PASSES)
 }
 
-/// [`cost_order`] with one counting pass up to `single_pass_max`
-/// candidates and three 8-bit passes above `three_passes_above`.
+/// [`cost_order`] with one counting pass up to `single_pass_max` (at most
+/// [`SINGLE_PASS_MAX`]) candidates and three 8-bit passes above
+/// `three_passes_above`.
 fn cost_order_with(
     p: &Problem<'_>,
     budget: f64,
@@ -894,33 +903,43 @@ fn cost_order_with(
     if len == 0 {
         return (items, free);
     }
-    // Up to 2^16 candidates one counting pass on about log2(len) key
-    // bits leaves a few items per bucket (the histogram stays in cache);
-    // larger inputs take two 11-bit passes, and above `three_passes_above`
-    // three 8-bit ones (256 write streams stay within the TLB where 2048
-    // start to thrash it).
-    let (digit, passes) = if len <= single_pass_max {
-        (len.next_power_of_two().trailing_zeros().max(4), 1u32)
-    } else if len > three_passes_above {
+    // Below 2^16 candidates one counting pass on about log2(len) key bits
+    // leaves a few items per bucket, with 16-bit counters (the histogram
+    // stays in cache; half the bytes to clear and sum). Larger inputs take
+    // two 11-bit passes, and above `three_passes_above` three 8-bit ones
+    // (256 write streams stay within the TLB where 2048 start to thrash it).
+    let range_bits = 64 - (hi - lo).leading_zeros();
+    if len <= single_pass_max.min(SINGLE_PASS_MAX) {
+        let digit = len.next_power_of_two().trailing_zeros().max(4);
+        let shift = range_bits.saturating_sub(digit);
+        let key = |bits: u64| ((bits - lo) >> shift) as usize;
+        let mut start = vec![0u16; (1 << digit) + 1];
+        for t in &items {
+            start[key(t.bits) + 1] += 1;
+        }
+        offsets(&mut start);
+        let mut out = vec![CostItem::default(); len];
+        for t in &items {
+            let slot = &mut start[key(t.bits)];
+            out[*slot as usize] = *t;
+            *slot += 1;
+        }
+        return (insertion_fix(out), free);
+    }
+    let (digit, passes) = if len > three_passes_above {
         (8u32, 3u32)
     } else {
         (11, 2)
     };
     let radix = 1usize << digit;
     let mask = radix - 1;
-    let shift = (64 - (hi - lo).leading_zeros()).saturating_sub(digit * passes);
+    let shift = range_bits.saturating_sub(digit * passes);
     let key = |bits: u64| ((bits - lo) >> shift) as usize;
     let mut start = vec![0u32; passes as usize * (radix + 1)];
-    if passes == 1 {
-        for t in &items {
-            start[(key(t.bits) & mask) + 1] += 1;
-        }
-    } else {
-        for t in &items {
-            let kk = key(t.bits);
-            for d in 0..passes as usize {
-                start[d * (radix + 1) + ((kk >> (d as u32 * digit)) & mask) + 1] += 1;
-            }
+    for t in &items {
+        let kk = key(t.bits);
+        for d in 0..passes as usize {
+            start[d * (radix + 1) + ((kk >> (d as u32 * digit)) & mask) + 1] += 1;
         }
     }
     for d in 0..passes as usize {
@@ -936,7 +955,13 @@ fn cost_order_with(
         }
         std::mem::swap(&mut out, &mut items);
     }
-    let mut out = items;
+    (insertion_fix(items), free)
+}
+
+/// Settles the items that the counting passes left unordered (those
+/// sharing a key) with an insertion pass, or, when costs are so bunched
+/// that it would move items far, a library sort.
+fn insertion_fix(mut out: Vec<CostItem>) -> Vec<CostItem> {
     let order = |t: &CostItem| (t.bits, t.idx);
     let mut moves = 0usize;
     let limit = 4 * out.len() + 64;
@@ -957,7 +982,7 @@ fn cost_order_with(
             break;
         }
     }
-    (out, free)
+    out
 }
 
 /// The KPOD greedy (modular = costs, v = 1, beta > 0) in O(n) expected

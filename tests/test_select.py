@@ -283,7 +283,15 @@ def test_kpod_fast_greedy_equals_generic_greedy(inst: dict, alg: str) -> None:
 
 @pytest.mark.parametrize(
     ("k", "n", "ties"),
-    [(1, 30000, True), (5, 30000, True), (300, 30000, True), (5, 70000, False), (300, 70000, True)],
+    [
+        (1, 30000, True),
+        (5, 30000, True),
+        (300, 30000, True),
+        (7, 65535, False),  # the largest single counting pass (16-bit counters)
+        (7, 65536, False),  # the smallest two-pass radix sort
+        (5, 70000, False),
+        (300, 70000, True),
+    ],
 )
 def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int, n: int, ties: bool) -> None:
     # Up to 2^16 candidates the cost order is one counting pass, above it

@@ -1008,8 +1008,8 @@ fn insertion_fix(mut out: Vec<CostItem>) -> Vec<CostItem> {
 /// provided the cheapest live item of a cluster really has the largest float
 /// density: rounding can reorder items whose costs agree to a few ulps. Each
 /// step is checked against the dearer costs that follow it in the cost
-/// order (`y (c_t - c) > 4 eps d c c_t` puts an item's float density below
-/// `d`, and then every dearer item's too); the few items of the same
+/// order (`y (c_t - c) > 4 eps (c + y) c_t` puts an item's float density
+/// below `d`, and then every dearer item's too); the few items of the same
 /// cluster closer than that are compared exactly. A cluster where one of
 /// them would win is *odd*: its pick order is simulated exactly. `None`
 /// (the caller then runs [`greedy_unit_run`], which handles such ties

@@ -224,20 +224,17 @@ impl<'a> Problem<'a> {
             }
         }
         // Ids from `DenseClusters::from_ids` are always in range; a struct
-        // built by hand is checked (one max-reduction, the search only on failure).
-        let in_range = |k: u32| (k as usize) < clusters.count;
+        // built by hand is checked (one branch-free pass; the search only when it
+        // flags an id).
         let limit = u32::try_from(clusters.count).unwrap_or(u32::MAX);
         let over = clusters
             .ids
             .iter()
             .fold(false, |acc, &k| acc | (k >= limit));
-        if over && !clusters.ids.iter().all(|&k| in_range(k)) {
-            let bad = clusters
-                .ids
-                .iter()
-                .find(|&&k| !in_range(k))
-                .copied()
-                .unwrap_or(0);
+        let bad = over
+            .then(|| clusters.ids.iter().find(|&&k| k as usize >= clusters.count))
+            .flatten();
+        if let Some(bad) = bad {
             return Err(Error::InvalidOption {
                 arg: "clusters",
                 message: format!("dense id {bad} out of range {}", clusters.count),

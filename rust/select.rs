@@ -1034,7 +1034,7 @@ fn greedy_unit_sorted(
     }
     let (utab, ytab) = (&tables.u, &tables.y);
     // at[c]: the weight of cluster c as the run goes (its free items first).
-    let mut at: Vec<u32> = (0..k).map(|c| ws.w[c] as u32).collect();
+    let mut at = unit_weights(ws);
     // Densities in (cost, index) order, the rounding check, and per density
     // bucket the number and summed cost of its steps. Every density lies in
     // [1, (1 + y(0) / c_min)(1 + 4 eps)] (a gain is at least its cost);
@@ -1132,10 +1132,10 @@ fn greedy_unit_sorted(
         count[b1 + 1] += 1;
         mass2[b1] += f64::from_bits(t[1].bits);
     }
-    if by_cost.len() % 2 == 1 {
-        let (t, d) = (by_cost[by_cost.len() - 1], dens[by_cost.len() - 1]);
-        count[bucket(d) + 1] += 1;
-        mass[bucket(d)] += f64::from_bits(t.bits);
+    if let (Some(t), Some(&d)) = (by_cost.chunks_exact(2).remainder().first(), dens.last()) {
+        let b = bucket(d);
+        count[b + 1] += 1;
+        mass[b] += f64::from_bits(t.bits);
     }
     for (m, m2) in mass.iter_mut().zip(&mass2) {
         *m += m2;
@@ -1332,7 +1332,7 @@ fn best_single_addition_sorted(
         return None;
     }
     let selected = Bits::of(p.len(), &pre.picks);
-    let mut at: Vec<u32> = ws0.w.iter().map(|&w| w as u32).collect();
+    let mut at = unit_weights(ws0);
     for &c in &pre.after_k {
         at[c as usize] += 1;
     }
@@ -1689,11 +1689,9 @@ fn kpod_estimate_sweep(
 /// 4. a fill pass over the items below the last level (gain > 0 suffices);
 /// 5. Greedy + Max candidates (<= n) and the candidate T; the best is returned.
 fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
-    // The KPOD form keeps no candidate list: its passes filter the items
-    // as they go, and its cost order is built straight from them.
-    // The KPOD form takes its cost order (and free items) and gain tables
-    // first: every gain after that is a cost plus a table entry (no square
-    // roots per pick).
+    // The KPOD form keeps no candidate list: it takes its cost order (and
+    // free items) and gain tables first, and every gain after that is a cost
+    // plus a table entry (no square roots per pick).
     let unit = kpod_form(p);
     let mut per_cluster = vec![0u32; if unit { p.n_clusters } else { 0 }];
     let (by_cost, free, cand) = if unit {

@@ -281,6 +281,12 @@ def test_kpod_fast_greedy_equals_generic_greedy(inst: dict, alg: str) -> None:
     assert fast.value == generic.value
 
 
+def _fast_and_generic(costs: np.ndarray, clusters: np.ndarray, budget: float, alg: str) -> tuple:
+    fast = kpod.select(costs, clusters, budget=budget, algorithm=alg)
+    generic = kpod.select(costs, clusters, budget=budget, modular=costs.copy(), algorithm=alg)
+    return fast, generic
+
+
 @pytest.mark.parametrize(
     ("k", "n", "ties"),
     [
@@ -302,17 +308,8 @@ def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int, n: int, ties: b
         costs = np.round(costs, 2) + 0.01
     clusters = rng.integers(0, k, n)
     budget = float(costs.sum() * 0.3)
-    fast = kpod.select(costs, clusters, budget=budget, algorithm="greedy_max")
-    generic = kpod.select(
-        costs, clusters, budget=budget, modular=costs.copy(), algorithm="greedy_max"
-    )
+    fast, generic = _fast_and_generic(costs, clusters, budget, "greedy_max")
     assert fast.indices.tolist() == generic.indices.tolist()
-
-
-def _fast_and_generic(costs: np.ndarray, clusters: np.ndarray, budget: float, alg: str) -> tuple:
-    fast = kpod.select(costs, clusters, budget=budget, algorithm=alg)
-    generic = kpod.select(costs, clusters, budget=budget, modular=costs.copy(), algorithm=alg)
-    return fast, generic
 
 
 def test_kpod_fast_greedy_takes_cheap_late_steps_after_the_first_skip() -> None:

@@ -366,6 +366,13 @@ impl<'a> Problem<'a> {
         let concave: f64 = w.iter().map(|&x| self.concave.g(x)).sum();
         (modular + self.beta * concave, cost)
     }
+
+    /// F(S) from its modular sum (in pick order) and, for v = 1, every
+    /// cluster's count: the same floats as [`Problem::value_and_cost`].
+    pub fn value_of_counts(&self, modular: f64, counts: &[u32]) -> f64 {
+        let concave: f64 = counts.iter().map(|&x| self.concave.g(f64::from(x))).sum();
+        modular + self.beta * concave
+    }
 }
 
 #[cfg(test)]

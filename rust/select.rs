@@ -100,12 +100,12 @@ pub fn check_options(opts: &Options) -> Result<()> {
 pub fn select(p: &Problem<'_>, opts: &Options) -> Result<Selection> {
     check_options(opts)?;
     let mut evals = 0u64;
-    let picks = match opts.algorithm {
+    let (picks, known) = match opts.algorithm {
         Algorithm::Threshold => threshold(p, opts.budget, opts.eps, &mut evals)?,
         Algorithm::GreedyMax => greedy(p, opts.budget, true, &mut evals),
         Algorithm::Density => greedy(p, opts.budget, false, &mut evals),
     };
-    let (value, cost) = p.value_and_cost(&picks);
+    let (value, cost) = known.unwrap_or_else(|| p.value_and_cost(&picks));
     Ok(Selection {
         value,
         cost,
@@ -184,6 +184,9 @@ struct Prefixes {
     /// candidate search ([`best_single_addition_sorted`]) only needs the
     /// clusters (12 bytes a pick less).
     after_x: Vec<f64>,
+    /// The KPOD run's cluster weights (free items plus picks) at its end;
+    /// empty elsewhere.
+    counts: Vec<u32>,
     keep_states: bool,
     spent: f64,
     /// The last `val` (kept apart so that the next pick need not load it).
@@ -198,6 +201,7 @@ impl Prefixes {
             val: vec![0.0],
             after_k: Vec::new(),
             after_x: Vec::new(),
+            counts: Vec::new(),
             keep_states: true,
             spent: 0.0,
             total: 0.0,
@@ -420,6 +424,34 @@ impl Bits {
     }
 }
 
+/// The KPOD run's result, free items + picks[..j] + e (`extra` = (j, e);
+/// all picks when `None`), with its F and cost read off the run's own sums:
+/// the free items cost 0, picks[..j] cost `cum[j]` (summed in pick order, as
+/// [`Problem::value_and_cost`] does, so the same floats) and every
+/// cluster's weight is its count.
+fn kpod_result(
+    p: &Problem<'_>,
+    free: &[u32],
+    pre: Prefixes,
+    extra: Option<(usize, u32)>,
+) -> (Vec<u32>, (f64, f64)) {
+    let (j, e) = match extra {
+        Some((j, e)) => (j, Some(e)),
+        None => (pre.len(), None),
+    };
+    let mut counts = pre.counts;
+    for &c in &pre.after_k[j..] {
+        counts[c as usize] -= 1;
+    }
+    let mut cost = pre.cum[j];
+    if let Some(e) = e {
+        counts[p.cluster[e as usize] as usize] += 1;
+        cost += p.costs[e as usize];
+    }
+    let value = p.value_of_counts(cost, &counts);
+    (assemble(free, &pre.picks[..j], e), (value, cost))
+}
+
 /// Assembles free items + picks[..j] + e.
 fn assemble(free: &[u32], picks: &[u32], extra: Option<u32>) -> Vec<u32> {
     let mut out = Vec::with_capacity(free.len() + picks.len() + 1);
@@ -458,6 +490,10 @@ impl Ord for Entry {
     }
 }
 
+/// An algorithm's picks in order, with F and the cost of the set when the
+/// algorithm has them at hand (else [`select`] computes them).
+type Picks = (Vec<u32>, Option<(f64, f64)>);
+
 /// Exact cost-benefit greedy: repeatedly add the affordable item of largest
 /// marginal density (gain / cost), ties to the lower index, while that gain
 /// is positive. Lazy and cluster-aware: gains only fall (submodularity) and
@@ -466,8 +502,9 @@ impl Ord for Entry {
 /// cluster's current best. After a pick only that cluster is refreshed:
 /// stale entries are re-evaluated until a fresh, affordable one is on top.
 /// With `plus_max`, also returns the best "greedy prefix + one item" when
-/// that is better.
-fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<u32> {
+/// that is better. The KPOD path also returns F and the cost of the set (the
+/// same floats as [`Problem::value_and_cost`]).
+fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Picks {
     if kpod_form(p) {
         // The candidates go straight into the cost order, no index list.
         let mut per_cluster = vec![0u32; p.n_clusters];
@@ -479,14 +516,12 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         let tables = UnitTables::new(p, &ws0, &per_cluster);
         if let Some(pre) = greedy_unit_sorted(p, budget, &by_cost, &tables, &ws0, evals) {
             let extra = if plus_max {
-                best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, &tables.y, evals)
+                best_single_addition_sorted(p, budget, &pre, &by_cost, &tables.y, evals)
             } else {
                 None
             };
-            return match extra {
-                Some((_, j, e)) => assemble(&free, &pre.picks[..j], Some(e)),
-                None => assemble(&free, &pre.picks, None),
-            };
+            let (picks, known) = kpod_result(p, &free, pre, extra.map(|(_, j, e)| (j, e)));
+            return (picks, Some(known));
         }
     }
     let (free, cand) = split(p, budget);
@@ -503,7 +538,8 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
     }
     if kpod_form(p) {
         let pre = greedy_unit_run(p, budget, &cand, &mut ws, evals);
-        return finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals);
+        let picks = finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals);
+        return (picks, None);
     }
     let k = p.n_clusters;
     let mut per: Vec<Vec<Entry>> = vec![Vec::new(); k];
@@ -584,7 +620,8 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Vec<
         version[c] = version[c].wrapping_add(1);
         refresh(c, &mut heaps, &mut global, &ws, &version, pre.spent, evals);
     }
-    finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals)
+    let picks = finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals);
+    (picks, None)
 }
 
 /// Greedy + Max candidates (when asked) and the final pick order.
@@ -1018,7 +1055,8 @@ fn insertion_fix(mut out: Vec<CostItem>) -> Vec<CostItem> {
 /// (the weights after the free items) is only read.
 ///
 /// `by_cost`: the candidates in (cost, index) order ([`cost_order`]);
-/// `tables`: [`UnitTables`] for their clusters. Returns the run.
+/// `tables`: [`UnitTables`] for their clusters. Returns the run, with the
+/// final cluster weights in `counts`.
 fn greedy_unit_sorted(
     p: &Problem<'_>,
     budget: f64,
@@ -1030,6 +1068,7 @@ fn greedy_unit_sorted(
     let k = p.n_clusters;
     let mut pre = Prefixes::clusters_only();
     if by_cost.is_empty() {
+        pre.counts = unit_weights(ws);
         return Some(pre);
     }
     let (utab, ytab) = (&tables.u, &tables.y);
@@ -1303,6 +1342,7 @@ fn greedy_unit_sorted(
     }
     order.sort_unstable_by(|a, b| b.d.cmp(&a.d).then(a.idx.cmp(&b.idx)));
     exact_needed |= walk(&order, &mut pre);
+    pre.counts = at;
     (!exact_needed).then_some(pre)
 }
 
@@ -1314,11 +1354,11 @@ fn greedy_unit_sorted(
 /// history search. The items that still fit after the run are a prefix of the
 /// order, skipped at once. Same gains, bit for bit, and the same winner as
 /// [`best_single_addition`] (ties in value to the lower index). `ytab`:
-/// [`UnitTables::y`] for the candidates' clusters.
+/// [`UnitTables::y`] for the candidates' clusters; `pre.counts`: the cluster
+/// weights at the end of the run.
 fn best_single_addition_sorted(
     p: &Problem<'_>,
     budget: f64,
-    ws0: &Weights,
     pre: &Prefixes,
     by_cost: &[CostItem],
     ytab: &[f64],
@@ -1332,10 +1372,7 @@ fn best_single_addition_sorted(
         return None;
     }
     let selected = Bits::of(p.len(), &pre.picks);
-    let mut at = unit_weights(ws0);
-    for &c in &pre.after_k {
-        at[c as usize] += 1;
-    }
+    let mut at = pre.counts.clone();
     let mut best = pre.val[m];
     let mut found: Option<(f64, usize, u32)> = None;
     let mut j = m;
@@ -1552,7 +1589,8 @@ impl ClusterQueues {
 /// first that fails sends the cluster to the level of that item's density,
 /// and a cheapest item that no longer fits retires the cluster (nothing in
 /// it can fit again). The fill adds a cluster's items cheapest first while
-/// they fit. Each item is still evaluated at most once per level.
+/// they fit. Each item is still evaluated at most once per level. Leaves
+/// the final cluster weights in `pre.counts`.
 #[allow(clippy::too_many_arguments)]
 fn kpod_levels(
     p: &Problem<'_>,
@@ -1603,6 +1641,7 @@ fn kpod_levels(
             }
         }
     }
+    pre.counts = at;
 }
 
 /// Phases 1 and 2 of [`threshold`] in one sweep over the candidates `cand`
@@ -1688,7 +1727,7 @@ fn kpod_estimate_sweep(
 ///    (`kpod_levels`), otherwise items (`item_levels`);
 /// 4. a fill pass over the items below the last level (gain > 0 suffices);
 /// 5. Greedy + Max candidates (<= n) and the candidate T; the best is returned.
-fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Vec<u32>> {
+fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<Picks> {
     // The KPOD form keeps no candidate list: it takes its cost order (and
     // free items) and gain tables first, and every gain after that is a cost
     // plus a table entry (no square roots per pick).
@@ -1716,7 +1755,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     };
     *evals += 2 * swept;
     if swept == 0 || best_single <= 0.0 {
-        return Ok(free);
+        return Ok((free, None));
     }
     let mut tail_cost = 0.0;
     let mut first = est.len();
@@ -1799,23 +1838,24 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
             evals,
         );
         drop(queues);
-        best_single_addition_sorted(p, budget, &ws0, &pre, &by_cost, &tables.y, evals)
+        best_single_addition_sorted(p, budget, &pre, &by_cost, &tables.y, evals)
     } else {
         let mut wv = ws0.clone();
         item_levels(p, budget, &cand, &upper, &levels, &mut pre, &mut wv, evals);
         let selected = Bits::of(p.len(), &pre.picks);
         best_single_addition(p, budget, &ws0, &pre, &cand, &upper, &selected, evals)
     };
-    let mut best = pre.val[pre.len()];
-    let mut out = None;
-    if let Some((v, j, e)) = aug {
-        best = v;
-        out = Some(assemble(&free, &pre.picks[..j], Some(e)));
-    }
+    let best = aug.map_or(pre.val[pre.len()], |(v, _, _)| v);
     if vtail > best {
-        out = Some(assemble(&free, &tail, None));
+        return Ok((assemble(&free, &tail, None), None));
     }
-    Ok(out.unwrap_or_else(|| assemble(&free, &pre.picks, None)))
+    let extra = aug.map(|(_, j, e)| (j, e));
+    if tables.is_some() {
+        let (picks, known) = kpod_result(p, &free, pre, extra);
+        return Ok((picks, Some(known)));
+    }
+    let (j, e) = extra.map_or((pre.len(), None), |(j, e)| (j, Some(e)));
+    Ok((assemble(&free, &pre.picks[..j], e), None))
 }
 
 #[cfg(test)]

@@ -119,6 +119,30 @@ proptest! {
     }
 
     #[test]
+    fn reported_value_and_cost_are_those_of_the_indices(
+        items in prop::collection::vec((prop_oneof![4 => 0.01f64..3.0, 1 => Just(0.0), 1 => Just(0.5)], 0i64..6), 0..80),
+        frac in 0.0f64..1.2,
+        beta in prop_oneof![Just(12.0f64), 1e-6f64..50.0],
+        g in prop_oneof![Just(Concave::Sqrt), Just(Concave::Log1p), (0.05f64..1.0).prop_map(Concave::Power)],
+        alg in algorithm(),
+        eps in prop_oneof![Just(0.1f64), Just(0.3)],
+    ) {
+        // The KPOD paths read F and the cost off their own running sums
+        // instead of recomputing them: they must be the floats that
+        // value_and_cost gives for the returned indices, bit for bit.
+        let costs: Vec<f64> = items.iter().map(|t| t.0).collect();
+        let ids: Vec<i64> = items.iter().map(|t| t.1).collect();
+        let budget = frac * costs.iter().sum::<f64>();
+        let cl = DenseClusters::from_ids("clusters", &ids).unwrap();
+        let p = Problem::new(&costs, None, None, &cl, beta, g).unwrap();
+        let s = select(&p, &Options { budget, algorithm: alg, eps }).unwrap();
+        let set: Vec<u32> = s.indices.iter().map(|&i| i as u32).collect();
+        let (value, cost) = p.value_and_cost(&set);
+        prop_assert_eq!(s.value.to_bits(), value.to_bits());
+        prop_assert_eq!(s.cost.to_bits(), cost.to_bits());
+    }
+
+    #[test]
     fn guarantees_against_brute_force(
         items in prop::collection::vec((0.05f64..5.0, 0.0f64..5.0, 0i64..3), 1..11),
         budget in 0.0f64..10.0,

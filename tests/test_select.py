@@ -310,6 +310,8 @@ def test_kpod_fast_greedy_equals_generic_greedy_at_scale(k: int, n: int, ties: b
     budget = float(costs.sum() * 0.3)
     fast, generic = _fast_and_generic(costs, clusters, budget, "greedy_max")
     assert fast.indices.tolist() == generic.indices.tolist()
+    # The fast path reads F and the cost off its own sums: the same floats.
+    assert (fast.value, fast.cost) == (generic.value, generic.cost)
 
 
 def test_kpod_fast_greedy_takes_cheap_late_steps_after_the_first_skip() -> None:
@@ -325,10 +327,13 @@ def test_kpod_fast_greedy_takes_cheap_late_steps_after_the_first_skip() -> None:
         n = int(rng.integers(1, 60))
         costs = np.round(rng.uniform(0.01, 3.0, n), 2)
         clusters = rng.integers(0, int(rng.integers(1, 6)), n)
+        if rng.random() < 0.3:
+            costs[rng.random(n) < 0.2] = 0.0  # free items count in F
         budget = float(rng.uniform(0.1, 0.5) * costs.sum())
         for alg in ("density", "greedy_max"):
             fast, generic = _fast_and_generic(costs, clusters, budget, alg)
             assert fast.indices.tolist() == generic.indices.tolist()
+            assert (fast.value, fast.cost) == (generic.value, generic.cost)
 
 
 def test_kpod_greedy_max_adds_the_best_single_item_to_a_prefix() -> None:

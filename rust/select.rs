@@ -1693,9 +1693,7 @@ fn kpod_estimate_sweep(
     let mut at = base.clone();
     let mut best_single = 0.0f64;
     let mut vest = 0.0;
-    // Room for every item up front: growing by doubling would copy (and
-    // fault in) the list several times over; untouched capacity costs nothing.
-    let mut est: Vec<u32> = Vec::with_capacity(p.len());
+    let mut est: Vec<u32> = Vec::new();
     let mut swept = 0u64;
     for (i, (&c, &k)) in p.costs.iter().zip(p.cluster).enumerate() {
         if !(c > 0.0 && c <= budget) {
@@ -1828,7 +1826,6 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     // Phase 5 follows each: the Greedy + Max candidates (for the KPOD
     // objective in cost order, O(n + m)).
     let aug = if let Some(tables) = &tables {
-        pre.reserve(by_cost.len());
         let mut queues = ClusterQueues::new(&by_cost, &per_cluster);
         kpod_levels(
             p,

@@ -1683,13 +1683,36 @@ fn unit_weights(ws: &Weights) -> Vec<u32> {
 /// [`estimate_sweep`] for the KPOD form over the affordable positive-cost
 /// items: with v = 1 a cluster's weight is a count and an item's gain is
 /// `c + y[count]` ([`UnitTables::y`]), the same floats as the generic gain.
+/// `by_cost`: the candidates in cost order ([`cost_order`]). Without free
+/// items every cluster starts at weight 0, so the best single gain is the
+/// dearest candidate's cost plus `y[0]` (adding a constant keeps the order,
+/// rounding included) and the sweep need not carry a running maximum.
 fn kpod_estimate_sweep(
     p: &Problem<'_>,
     budget: f64,
     ws0: &Weights,
     ytab: &[f64],
+    by_cost: &[CostItem],
 ) -> (f64, f64, Vec<u32>, u64) {
     let base = unit_weights(ws0);
+    if base.iter().all(|&w| w == 0) {
+        let best_single = by_cost
+            .last()
+            .map_or(0.0, |t| f64::from_bits(t.bits) + ytab[0]);
+        let (_, vest, est, _) = kpod_sweep::<false>(p, budget, base, ytab);
+        return (best_single, vest, est, by_cost.len() as u64);
+    }
+    kpod_sweep::<true>(p, budget, base, ytab)
+}
+
+/// The sweep of [`kpod_estimate_sweep`]; with `BEST`, it also tracks the
+/// best single gain and counts the candidates.
+fn kpod_sweep<const BEST: bool>(
+    p: &Problem<'_>,
+    budget: f64,
+    base: Vec<u32>,
+    ytab: &[f64],
+) -> (f64, f64, Vec<u32>, u64) {
     let mut at = base.clone();
     let mut best_single = 0.0f64;
     let mut vest = 0.0;
@@ -1699,9 +1722,11 @@ fn kpod_estimate_sweep(
         if !(c > 0.0 && c <= budget) {
             continue;
         }
-        swept += 1;
         let k = k as usize;
-        best_single = best_single.max(c + ytab[base[k] as usize]);
+        if BEST {
+            swept += 1;
+            best_single = best_single.max(c + ytab[base[k] as usize]);
+        }
         let g = c + ytab[at[k] as usize];
         if g * budget >= c * vest {
             vest += g;
@@ -1750,7 +1775,7 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     // search start from them).
     let mut upper = Vec::with_capacity(cand.len());
     let (best_single, vest, mut est, swept) = match &tables {
-        Some(t) => kpod_estimate_sweep(p, budget, &ws0, &t.y),
+        Some(t) => kpod_estimate_sweep(p, budget, &ws0, &t.y, &by_cost),
         None => estimate_sweep(p, budget, &ws0, &cand, &mut upper),
     };
     *evals += 2 * swept;

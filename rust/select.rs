@@ -2032,6 +2032,47 @@ mod tests {
     }
 
     #[test]
+    fn estimate_sweep_reads_the_best_single_gain_off_the_cost_order() {
+        // Without free items the sweep takes the best single gain from the
+        // dearest candidate instead of a running maximum: the same floats,
+        // the same candidate count and the same estimate.
+        let mut s = 7u64;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for trial in 0..300 {
+            let n = 1 + trial % 97;
+            let k = 1 + trial % 7;
+            let costs: Vec<f64> = (0..n)
+                .map(|_| match (rnd() * 4.0) as u32 {
+                    0 => 0.5,
+                    _ => 0.01 + 3.0 * rnd(),
+                })
+                .collect();
+            let ids: Vec<i64> = (0..n).map(|_| (rnd() * k as f64) as i64).collect();
+            let budget = rnd() * costs.iter().sum::<f64>() * 0.6;
+            let cl = DenseClusters::from_ids("clusters", &ids).unwrap();
+            let concave = [Concave::Sqrt, Concave::Log1p, Concave::Power(0.3)][trial % 3];
+            let beta = [12.0, 1e-3, 40.0][trial % 3];
+            let p = Problem::new(&costs, None, None, &cl, beta, concave).unwrap();
+            let mut per = vec![0u32; p.n_clusters];
+            let (by_cost, free) = cost_order(&p, budget, &mut per);
+            assert!(free.is_empty());
+            let ws0 = p.weights();
+            let t = UnitTables::new(&p, &ws0, &per);
+            let fast = kpod_estimate_sweep(&p, budget, &ws0, &t.y, &by_cost);
+            let full = kpod_sweep::<true>(&p, budget, unit_weights(&ws0), &t.y);
+            assert_eq!(fast.0.to_bits(), full.0.to_bits(), "trial {trial}");
+            assert_eq!(fast.1.to_bits(), full.1.to_bits());
+            assert_eq!(fast.2, full.2);
+            assert_eq!(fast.3, full.3);
+        }
+    }
+
+    #[test]
     fn bad_options_are_errors() {
         let cl = DenseClusters::from_ids("clusters", &[0]).unwrap();
         let p = Problem::new(&[1.0], None, None, &cl, 1.0, Concave::Sqrt).unwrap();

@@ -1960,15 +1960,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cost_order_sorts_by_cost_then_index_with_every_radix() {
-        let mut s = 0x2545F4914F6CDD1Du64;
-        let mut rnd = move || {
+    /// A xorshift64 stream for the randomised tests.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
             s
-        };
+        }
+    }
+
+    #[test]
+    fn cost_order_sorts_by_cost_then_index_with_every_radix() {
+        let mut rnd = xorshift(0x2545F4914F6CDD1D);
         let n = 5000;
         for case in 0..4 {
             let mut costs: Vec<f64> = (0..n)
@@ -2036,13 +2040,8 @@ mod tests {
         // Without free items the sweep takes the best single gain from the
         // dearest candidate instead of a running maximum: the same floats,
         // the same candidate count and the same estimate.
-        let mut s = 7u64;
-        let mut rnd = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut bits = xorshift(7);
+        let mut rnd = move || (bits() >> 11) as f64 / (1u64 << 53) as f64;
         for trial in 0..300 {
             let n = 1 + trial % 97;
             let k = 1 + trial % 7;

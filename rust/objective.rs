@@ -363,14 +363,19 @@ impl<'a> Problem<'a> {
             };
             self.add(i, &mut w);
         }
-        let concave: f64 = w.iter().map(|&x| self.concave.g(x)).sum();
-        (modular + self.beta * concave, cost)
+        (self.combine(modular, w.iter().copied()), cost)
     }
 
     /// F(S) from its modular sum (in pick order) and, for v = 1, every
     /// cluster's count: the same floats as [`Problem::value_and_cost`].
     pub fn value_of_counts(&self, modular: f64, counts: &[u32]) -> f64 {
-        let concave: f64 = counts.iter().map(|&x| self.concave.g(f64::from(x))).sum();
+        self.combine(modular, counts.iter().map(|&x| f64::from(x)))
+    }
+
+    /// `modular + beta * sum_k g(W_k)`, the clusters in id order: the one
+    /// formula behind both of the above, so they agree bit for bit.
+    fn combine(&self, modular: f64, weights: impl Iterator<Item = f64>) -> f64 {
+        let concave: f64 = weights.map(|x| self.concave.g(x)).sum();
         modular + self.beta * concave
     }
 }

@@ -424,8 +424,8 @@ impl Bits {
     }
 }
 
-/// The KPOD run's result, free items + picks[..j] + e (`extra` = (j, e);
-/// all picks when `None`), with its F and cost read off the run's own sums:
+/// The KPOD run's result, free items + picks[..j] + e (`extra` = the
+/// Greedy + Max candidate (value, j, e); all picks when `None`), with its F and cost read off the run's own sums:
 /// the free items cost 0, picks[..j] cost `cum[j]` (summed in pick order, as
 /// [`Problem::value_and_cost`] does, so the same floats) and every
 /// cluster's weight is its count.
@@ -433,12 +433,9 @@ fn kpod_result(
     p: &Problem<'_>,
     free: &[u32],
     pre: Prefixes,
-    extra: Option<(usize, u32)>,
+    extra: Option<(f64, usize, u32)>,
 ) -> (Vec<u32>, (f64, f64)) {
-    let (j, e) = match extra {
-        Some((j, e)) => (j, Some(e)),
-        None => (pre.len(), None),
-    };
+    let (j, e) = extra.map_or((pre.len(), None), |(_, j, e)| (j, Some(e)));
     let mut counts = pre.counts;
     for &c in &pre.after_k[j..] {
         counts[c as usize] -= 1;
@@ -520,7 +517,7 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Pick
             } else {
                 None
             };
-            let (picks, known) = kpod_result(p, &free, pre, extra.map(|(_, j, e)| (j, e)));
+            let (picks, known) = kpod_result(p, &free, pre, extra);
             return (picks, Some(known));
         }
     }
@@ -1694,37 +1691,38 @@ fn kpod_estimate_sweep(
     ytab: &[f64],
     by_cost: &[CostItem],
 ) -> (f64, f64, Vec<u32>, u64) {
+    // The sweep covers exactly the candidates of the cost order.
+    let swept = by_cost.len() as u64;
     let base = unit_weights(ws0);
     if base.iter().all(|&w| w == 0) {
         let best_single = by_cost
             .last()
             .map_or(0.0, |t| f64::from_bits(t.bits) + ytab[0]);
-        let (_, vest, est, _) = kpod_sweep::<false>(p, budget, base, ytab);
-        return (best_single, vest, est, by_cost.len() as u64);
+        let (_, vest, est) = kpod_sweep::<false>(p, budget, base, ytab);
+        return (best_single, vest, est, swept);
     }
-    kpod_sweep::<true>(p, budget, base, ytab)
+    let (best_single, vest, est) = kpod_sweep::<true>(p, budget, base, ytab);
+    (best_single, vest, est, swept)
 }
 
-/// The sweep of [`kpod_estimate_sweep`]; with `BEST`, it also tracks the
-/// best single gain and counts the candidates.
+/// The sweep of [`kpod_estimate_sweep`]: (best single gain, only tracked
+/// with `BEST`; the estimate's value; its items).
 fn kpod_sweep<const BEST: bool>(
     p: &Problem<'_>,
     budget: f64,
     base: Vec<u32>,
     ytab: &[f64],
-) -> (f64, f64, Vec<u32>, u64) {
+) -> (f64, f64, Vec<u32>) {
     let mut at = base.clone();
     let mut best_single = 0.0f64;
     let mut vest = 0.0;
     let mut est: Vec<u32> = Vec::new();
-    let mut swept = 0u64;
     for (i, (&c, &k)) in p.costs.iter().zip(p.cluster).enumerate() {
         if !(c > 0.0 && c <= budget) {
             continue;
         }
         let k = k as usize;
         if BEST {
-            swept += 1;
             best_single = best_single.max(c + ytab[base[k] as usize]);
         }
         let g = c + ytab[at[k] as usize];
@@ -1734,7 +1732,7 @@ fn kpod_sweep<const BEST: bool>(
             est.push(i as u32);
         }
     }
-    (best_single, vest, est, swept)
+    (best_single, vest, est)
 }
 
 /// The 1/2 - eps thresholding algorithm; see `docs/scheduler.md` for the
@@ -1874,12 +1872,11 @@ fn threshold(p: &Problem<'_>, budget: f64, eps: f64, evals: &mut u64) -> Result<
     if vtail > best {
         return Ok((assemble(&free, &tail, None), None));
     }
-    let extra = aug.map(|(_, j, e)| (j, e));
     if tables.is_some() {
-        let (picks, known) = kpod_result(p, &free, pre, extra);
+        let (picks, known) = kpod_result(p, &free, pre, aug);
         return Ok((picks, Some(known)));
     }
-    let (j, e) = extra.map_or((pre.len(), None), |(j, e)| (j, Some(e)));
+    let (j, e) = aug.map_or((pre.len(), None), |(_, j, e)| (j, Some(e)));
     Ok((assemble(&free, &pre.picks[..j], e), None))
 }
 
@@ -2067,7 +2064,8 @@ mod tests {
             assert_eq!(fast.0.to_bits(), full.0.to_bits(), "trial {trial}");
             assert_eq!(fast.1.to_bits(), full.1.to_bits());
             assert_eq!(fast.2, full.2);
-            assert_eq!(fast.3, full.3);
+            let candidates = costs.iter().filter(|&&c| c > 0.0 && c <= budget).count();
+            assert_eq!(fast.3, candidates as u64);
         }
     }
 

@@ -14,7 +14,7 @@
 //! D(t) - H(t-1) <= 0. Stage t > T: every question gets c_i = 0 and H = B.
 
 use crate::error::{check_len, check_nonneg_finite, Error, Result};
-use crate::objective::{Concave, DenseClusters, Problem};
+use crate::objective::{DenseClusters, Problem};
 use crate::select::{check_options, select, Algorithm, Options};
 
 /// Knobs of the schedule.
@@ -85,9 +85,9 @@ pub struct Curriculum {
     given: Vec<i64>,
     stage: u32,
     written: f64,
-    /// Per-stage buffers (questions, costs, cluster ids of the ground set),
-    /// kept between stages so a stage does not fault in fresh pages.
-    scratch: (Vec<u32>, Vec<f64>, Vec<u32>),
+    /// The per-stage cost of every question, kept between stages so a
+    /// stage does not fault in fresh pages.
+    scratch: Vec<f64>,
 }
 
 fn check_config(cfg: &CurriculumConfig) -> Result<()> {
@@ -183,7 +183,7 @@ impl Curriculum {
             given,
             stage: 0,
             written: 0.0,
-            scratch: (Vec::new(), Vec::new(), Vec::new()),
+            scratch: Vec::new(),
         };
         cur.written = cur.written_from_scratch();
         Ok(cur)
@@ -254,40 +254,37 @@ impl Curriculum {
         let increase = d_t - self.written;
         let delta = i64::from(self.cfg.delta_steps);
         let forced = t > self.cfg.stages;
-        // Ground set: questions with given steps left, with the cost of the
-        // steps that would move (all of them after stage T).
+        // Ground set: every question, costing the steps that would move
+        // (all of them after stage T); a question with no given steps left
+        // costs +inf, which no budget admits, so the solver drops it as it
+        // drops any item dearer than the budget. Item i is question i: no
+        // index map or cluster copy, and the same picks as a ground set of
+        // the live questions alone (their index order is the same).
         let step = if forced { i64::MAX } else { delta };
-        let n = self.given.len();
-        let (mut qs, mut costs, mut ids) = std::mem::take(&mut self.scratch);
-        qs.clear();
+        let mut costs = std::mem::take(&mut self.scratch);
         costs.clear();
-        ids.clear();
-        qs.reserve(n);
-        costs.reserve(n);
-        ids.reserve(n);
+        costs.reserve(self.given.len());
         for (i, &c) in self.given.iter().enumerate() {
-            if c > 0 {
+            costs.push(if c > 0 {
                 let hi = self.offsets[i] + c as usize;
                 let lo = self.offsets[i] + c.saturating_sub(step).max(0) as usize;
                 let mut cost = 0.0;
                 for &d in &self.difficulty[lo..hi] {
                     cost += d;
                 }
-                qs.push(i as u32);
-                costs.push(cost);
-                ids.push(self.clusters.ids[i]);
-            }
+                cost
+            } else {
+                f64::INFINITY
+            });
         }
-        let sub = DenseClusters {
-            ids,
-            count: self.clusters.count,
-        };
-        let problem = Problem::new(&costs, None, None, &sub, self.cfg.beta, Concave::Sqrt)?;
-        let (chosen, value, added, evaluations, skipped): (Vec<u32>, f64, f64, u64, bool) =
+        let problem = Problem::trusted_kpod(&costs, &self.clusters, self.cfg.beta);
+        let (selected, value, added, evaluations, skipped): (Vec<i64>, f64, f64, u64, bool) =
             if forced {
-                let all: Vec<u32> = (0..qs.len() as u32).collect();
+                let all: Vec<u32> = (0..self.given.len() as u32)
+                    .filter(|&i| self.given[i as usize] > 0)
+                    .collect();
                 let (v, a) = problem.value_and_cost(&all);
-                (all, v, a, 0, false)
+                (all.iter().map(|&i| i64::from(i)).collect(), v, a, 0, false)
             } else if increase > 0.0 {
                 let s = select(
                     &problem,
@@ -297,22 +294,15 @@ impl Curriculum {
                         eps: self.cfg.eps,
                     },
                 )?;
-                let chosen = s.indices.iter().map(|&j| j as u32).collect();
-                (chosen, s.value, s.cost, s.evaluations, false)
+                (s.indices, s.value, s.cost, s.evaluations, false)
             } else {
                 (Vec::new(), 0.0, 0.0, 0, true)
             };
-        let mut selected = Vec::with_capacity(chosen.len());
-        for &j in &chosen {
-            let q = qs[j as usize] as usize;
-            selected.push(q as i64);
-            self.given[q] = if forced {
-                0
-            } else {
-                (self.given[q] - delta).max(0)
-            };
+        for &q in &selected {
+            let g = &mut self.given[q as usize];
+            *g = if forced { 0 } else { (*g - delta).max(0) };
         }
-        self.scratch = (qs, costs, sub.ids);
+        self.scratch = costs;
         self.written = if forced {
             self.total
         } else {

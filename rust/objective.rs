@@ -164,6 +164,10 @@ pub struct Problem<'a> {
     pub concave: Concave,
     /// Whether `modular` is `costs` (the KPOD default).
     pub modular_is_cost: bool,
+    /// Whether many items may cost +inf (never fit) among the candidates
+    /// ([`Problem::trusted_kpod`]); the candidate scans then avoid a
+    /// per-item branch.
+    pub(crate) sparse: bool,
 }
 
 impl Weights {
@@ -249,7 +253,31 @@ impl<'a> Problem<'a> {
             beta,
             concave,
             modular_is_cost: modular.is_none(),
+            sparse: false,
         })
+    }
+
+    /// The KPOD objective (modular = costs, v = 1, g = sqrt) over costs the
+    /// crate computed itself, without the validation pass of [`Problem::new`]:
+    /// the caller guarantees every cost is >= 0 and not NaN, and may use
+    /// +inf for an item that never fits (every algorithm drops items dearer
+    /// than the budget before looking at them). `clusters` comes from
+    /// [`DenseClusters::from_ids`] over as many items as `costs`; `beta` is
+    /// finite and >= 0.
+    pub(crate) fn trusted_kpod(costs: &'a [f64], clusters: &'a DenseClusters, beta: f64) -> Self {
+        debug_assert_eq!(costs.len(), clusters.ids.len());
+        debug_assert!(costs.iter().all(|&c| c >= 0.0));
+        Problem {
+            costs,
+            modular: costs,
+            values: None,
+            cluster: &clusters.ids,
+            n_clusters: clusters.count,
+            beta,
+            concave: Concave::Sqrt,
+            modular_is_cost: true,
+            sparse: true,
+        }
     }
 
     /// Number of items.

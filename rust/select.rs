@@ -118,14 +118,60 @@ pub fn select(p: &Problem<'_>, opts: &Options) -> Result<Selection> {
 fn split(p: &Problem<'_>, budget: f64) -> (Vec<u32>, Vec<u32>) {
     let mut free = Vec::new();
     let mut cand = Vec::with_capacity(p.len());
-    for (i, &c) in p.costs.iter().enumerate() {
-        if c == 0.0 {
-            free.push(i as u32);
-        } else if c <= budget {
-            cand.push(i as u32);
+    for_each_candidate(
+        p,
+        budget,
+        |i, _| cand.push(i as u32),
+        |i| free.push(i as u32),
+    );
+    (free, cand)
+}
+
+/// Calls `f(i, c)` for every item of `p` with cost c in (0, budget], in
+/// index order, and `zero(i)` for every zero-cost item. Where items that
+/// never fit are interleaved with candidates ([`Problem::sparse`]: the
+/// curriculum marks finished questions with cost +inf), a per-item branch
+/// would mispredict on them, so the test runs branch-free over blocks of 64
+/// items and only the hits are visited; elsewhere (nearly every item a
+/// candidate) the plain loop is faster.
+#[inline]
+fn for_each_candidate(
+    p: &Problem<'_>,
+    budget: f64,
+    mut f: impl FnMut(usize, f64),
+    mut zero: impl FnMut(usize),
+) {
+    if !p.sparse {
+        for (i, &c) in p.costs.iter().enumerate() {
+            if c == 0.0 {
+                zero(i);
+            } else if c <= budget {
+                f(i, c);
+            }
+        }
+        return;
+    }
+    // Costs are >= 0 (+0.0 for free items), so on the bit patterns
+    // "0 < c <= budget" is one unsigned comparison: bits - 1 < budget's bits
+    // (0 wraps around; +inf's bits exceed every finite budget's).
+    let limit = if budget > 0.0 { budget.to_bits() } else { 0 };
+    for (b, block) in p.costs.chunks(64).enumerate() {
+        let (mut hit, mut free) = (0u64, 0u64);
+        for (j, &c) in block.iter().enumerate() {
+            let x = c.to_bits();
+            hit |= u64::from(x.wrapping_sub(1) < limit) << j;
+            free |= u64::from(x == 0) << j;
+        }
+        while free != 0 {
+            zero(b * 64 + free.trailing_zeros() as usize);
+            free &= free - 1;
+        }
+        while hit != 0 {
+            let j = hit.trailing_zeros() as usize;
+            f(b * 64 + j, block[j]);
+            hit &= hit - 1;
         }
     }
-    (free, cand)
 }
 
 /// Whether `p` is in the KPOD form (modular = costs, v = 1, beta > 0), for
@@ -918,11 +964,12 @@ fn cost_order_with(
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     let mut items: Vec<CostItem> = Vec::with_capacity(p.len());
     let mut free = Vec::new();
-    for (i, (&c, &k)) in p.costs.iter().zip(p.cluster).enumerate() {
-        if c == 0.0 {
-            free.push(i as u32);
-        } else if c <= budget {
+    for_each_candidate(
+        p,
+        budget,
+        |i, c| {
             let bits = c.to_bits();
+            let k = p.cluster[i];
             lo = lo.min(bits);
             hi = hi.max(bits);
             per_cluster[k as usize] += 1;
@@ -931,8 +978,9 @@ fn cost_order_with(
                 idx: i as u32,
                 k,
             });
-        }
-    }
+        },
+        |i| free.push(i as u32),
+    );
     let len = items.len();
     if len == 0 {
         return (items, free);
@@ -1717,21 +1765,23 @@ fn kpod_sweep<const BEST: bool>(
     let mut best_single = 0.0f64;
     let mut vest = 0.0;
     let mut est: Vec<u32> = Vec::new();
-    for (i, (&c, &k)) in p.costs.iter().zip(p.cluster).enumerate() {
-        if !(c > 0.0 && c <= budget) {
-            continue;
-        }
-        let k = k as usize;
-        if BEST {
-            best_single = best_single.max(c + ytab[base[k] as usize]);
-        }
-        let g = c + ytab[at[k] as usize];
-        if g * budget >= c * vest {
-            vest += g;
-            at[k] += 1;
-            est.push(i as u32);
-        }
-    }
+    for_each_candidate(
+        p,
+        budget,
+        |i, c| {
+            let k = p.cluster[i] as usize;
+            if BEST {
+                best_single = best_single.max(c + ytab[base[k] as usize]);
+            }
+            let g = c + ytab[at[k] as usize];
+            if g * budget >= c * vest {
+                vest += g;
+                at[k] += 1;
+                est.push(i as u32);
+            }
+        },
+        |_| {},
+    );
     (best_single, vest, est)
 }
 
@@ -2011,6 +2061,40 @@ mod tests {
                 let got: Vec<(u64, u32)> = got.iter().map(|t| (t.bits, t.idx)).collect();
                 assert_eq!(got, want, "case {case}, passes ({single}, {three})");
                 assert_eq!(per, want_per);
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_candidate_scan_visits_what_the_plain_one_does() {
+        // Free items, +inf (finished questions), costs above, at and below
+        // the budget, in blocks full, partial and empty; budgets 0, -0 and
+        // positive.
+        let mut rnd = xorshift(7);
+        for case in 0..200 {
+            let n = [0, 1, 63, 64, 65, 130, 300][case % 7];
+            let costs: Vec<f64> = (0..n)
+                .map(|_| match rnd() % 6 {
+                    0 => 0.0,
+                    1 => f64::INFINITY,
+                    2 => 0.5,
+                    _ => (rnd() % 1000) as f64 / 1000.0,
+                })
+                .collect();
+            let ids = vec![0i64; n];
+            let cl = DenseClusters::from_ids("clusters", &ids).unwrap();
+            let dense = Problem::trusted_kpod(&costs, &cl, 1.0);
+            let plain = Problem {
+                sparse: false,
+                ..dense.clone()
+            };
+            for budget in [0.0, -0.0, 0.5, 2.0] {
+                let visit = |p: &Problem<'_>| {
+                    let (mut hits, mut zeros) = (Vec::new(), Vec::new());
+                    for_each_candidate(p, budget, |i, c| hits.push((i, c)), |i| zeros.push(i));
+                    (hits, zeros)
+                };
+                assert_eq!(visit(&dense), visit(&plain), "case {case}, budget {budget}");
             }
         }
     }

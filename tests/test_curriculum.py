@@ -90,6 +90,37 @@ def test_matches_numpy_reference() -> None:
             assert a.budget == pytest.approx(b["budget"], rel=1e-12)
 
 
+@pytest.mark.parametrize("alg", ["threshold", "greedy_max", "density"])
+@pytest.mark.parametrize("beta", [0.0, 12.0])
+def test_each_stage_is_select_over_the_live_questions(alg: str, beta: float) -> None:
+    # A stage solves select() over the questions with given steps left, each
+    # costing its next delta steps, with budget D(t) - H(t-1): same picks (in
+    # the same order), value and evaluations. Finished questions must not
+    # change anything (the core keeps them in the ground set at cost +inf).
+    for seed in range(4):
+        d, off, cl = corpus(100 + seed, n=150, zero_frac=0.2)
+        delta = 1 + seed % 2
+        cur = kpod.Curriculum(d, off, cl, stages=6, delta_steps=delta, beta=beta, algorithm=alg)
+        given = cur.given_steps
+        for _ in range(6):
+            live = np.flatnonzero(given > 0)
+            costs = np.array(
+                [d[off[i] + max(given[i] - delta, 0) : off[i] + given[i]].sum() for i in live]
+            )
+            r = cur.advance()
+            if r.skipped:
+                assert r.selected.size == 0
+            else:
+                want = kpod.select(
+                    costs, cl[live], budget=r.budget_increase, beta=beta, algorithm=alg
+                )
+                assert r.selected.tolist() == live[want.indices].tolist()
+                assert r.value == pytest.approx(want.value, rel=1e-12)
+                assert r.evaluations == want.evaluations
+            given = r.given_steps
+        assert (given == 0).sum() > 0  # some questions finished along the way
+
+
 def test_deterministic_and_resume_is_bit_identical(tmp_path) -> None:
     d, off, cl = corpus(5, n=500)
     kw = {"stages": 6, "beta": 12.0}

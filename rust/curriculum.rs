@@ -78,11 +78,14 @@ pub struct CurriculumState {
 #[derive(Debug, Clone)]
 pub struct Curriculum {
     difficulty: Vec<f64>,
-    offsets: Vec<usize>,
+    /// n_i, the steps of every question (their offsets are running sums:
+    /// every loop over the steps walks the questions in order).
+    steps: Vec<u32>,
     clusters: DenseClusters,
     cfg: CurriculumConfig,
     total: f64,
-    given: Vec<i64>,
+    /// c_i (<= n_i); 4 bytes a question, widened to int64 at the API.
+    given: Vec<u32>,
     stage: u32,
     written: f64,
     /// The per-stage cost of every question, kept between stages so a
@@ -167,16 +170,26 @@ impl Curriculum {
                 "non-decreasing and ending at len(step_difficulty)",
             ));
         }
+        let mut steps = Vec::with_capacity(n);
+        for (i, pair) in step_offsets.windows(2).enumerate() {
+            let n_i = u32::try_from(pair[1] - pair[0]).map_err(|_| {
+                bad(
+                    i + 1,
+                    pair[1],
+                    "at most 4294967295 above the previous offset (a question has at most 2^32 - 1 steps)",
+                )
+            })?;
+            steps.push(n_i);
+        }
         let clusters = DenseClusters::from_ids("clusters", clusters)?;
-        let offsets: Vec<usize> = step_offsets.iter().map(|&o| o as usize).collect();
         let total: f64 = step_difficulty.iter().sum();
-        let delta = i64::from(cfg.delta_steps);
-        let given: Vec<i64> = (0..n)
-            .map(|i| ((offsets[i + 1] - offsets[i]) as i64 - delta).max(0))
+        let given: Vec<u32> = steps
+            .iter()
+            .map(|&n_i| n_i.saturating_sub(cfg.delta_steps))
             .collect();
         let mut cur = Curriculum {
             difficulty: step_difficulty,
-            offsets,
+            steps,
             clusters,
             cfg,
             total,
@@ -192,11 +205,13 @@ impl Curriculum {
     /// H computed from c_i (question order, then step order).
     fn written_from_scratch(&self) -> f64 {
         let mut h = 0.0;
-        for (i, &c) in self.given.iter().enumerate() {
-            let lo = self.offsets[i] + c as usize;
-            for &d in &self.difficulty[lo..self.offsets[i + 1]] {
+        let mut start = 0usize;
+        for (&c, &n_i) in self.given.iter().zip(&self.steps) {
+            let end = start + n_i as usize;
+            for &d in &self.difficulty[start + c as usize..end] {
                 h += d;
             }
+            start = end;
         }
         h
     }
@@ -221,9 +236,14 @@ impl Curriculum {
         self.written
     }
 
-    /// c_i of every question.
-    pub fn given_steps(&self) -> &[i64] {
-        &self.given
+    /// c_i of every question (a fresh int64 copy; the curriculum keeps them
+    /// as u32, 4 bytes a question).
+    pub fn given_steps(&self) -> Vec<i64> {
+        self.given_i64()
+    }
+
+    fn given_i64(&self) -> Vec<i64> {
+        self.given.iter().map(|&c| i64::from(c)).collect()
     }
 
     /// The configuration.
@@ -252,7 +272,7 @@ impl Curriculum {
             })?;
         let d_t = self.budget(u64::from(t));
         let increase = d_t - self.written;
-        let delta = i64::from(self.cfg.delta_steps);
+        let delta = self.cfg.delta_steps;
         let forced = t > self.cfg.stages;
         // Ground set: every question, costing the steps that would move
         // (all of them after stage T); a question with no given steps left
@@ -260,14 +280,15 @@ impl Curriculum {
         // drops any item dearer than the budget. Item i is question i: no
         // index map or cluster copy, and the same picks as a ground set of
         // the live questions alone (their index order is the same).
-        let step = if forced { i64::MAX } else { delta };
+        let step = if forced { u32::MAX } else { delta };
         let mut costs = std::mem::take(&mut self.scratch);
         costs.clear();
         costs.reserve(self.given.len());
-        for (i, &c) in self.given.iter().enumerate() {
+        let mut start = 0usize;
+        for (&c, &n_i) in self.given.iter().zip(&self.steps) {
             costs.push(if c > 0 {
-                let hi = self.offsets[i] + c as usize;
-                let lo = self.offsets[i] + c.saturating_sub(step).max(0) as usize;
+                let hi = start + c as usize;
+                let lo = start + c.saturating_sub(step) as usize;
                 let mut cost = 0.0;
                 for &d in &self.difficulty[lo..hi] {
                     cost += d;
@@ -276,6 +297,7 @@ impl Curriculum {
             } else {
                 f64::INFINITY
             });
+            start += n_i as usize;
         }
         let problem = Problem::trusted_kpod(&costs, &self.clusters, self.cfg.beta);
         let (selected, value, added, evaluations, skipped): (Vec<i64>, f64, f64, u64, bool) =
@@ -300,7 +322,7 @@ impl Curriculum {
             };
         for &q in &selected {
             let g = &mut self.given[q as usize];
-            *g = if forced { 0 } else { (*g - delta).max(0) };
+            *g = if forced { 0 } else { g.saturating_sub(delta) };
         }
         self.scratch = costs;
         self.written = if forced {
@@ -312,7 +334,7 @@ impl Curriculum {
         Ok(StageResult {
             stage: t,
             selected,
-            given_steps: self.given.clone(),
+            given_steps: self.given_i64(),
             budget_increase: increase,
             difficulty_added: added,
             value,
@@ -327,7 +349,7 @@ impl Curriculum {
     pub fn state(&self) -> CurriculumState {
         CurriculumState {
             stage: self.stage,
-            given_steps: self.given.clone(),
+            given_steps: self.given_i64(),
             written: self.written,
             total: self.total,
         }
@@ -350,9 +372,8 @@ impl Curriculum {
                 self.given.len()
             ));
         }
-        for (i, &c) in s.given_steps.iter().enumerate() {
-            let n_i = (self.offsets[i + 1] - self.offsets[i]) as i64;
-            if c < 0 || c > n_i {
+        for (i, (&c, &n_i)) in s.given_steps.iter().zip(&self.steps).enumerate() {
+            if c < 0 || c > i64::from(n_i) {
                 return bad(format!(
                     "given_steps[{i}] = {c} is outside [0, {n_i}] (question {i} has {n_i} steps)"
                 ));
@@ -362,7 +383,8 @@ impl Curriculum {
             return bad(format!("written = {} must be finite and >= 0", s.written));
         }
         self.stage = s.stage;
-        self.given = s.given_steps;
+        // Every c_i is in [0, n_i], so it fits.
+        self.given = s.given_steps.iter().map(|&c| c as u32).collect();
         self.written = s.written;
         Ok(())
     }
@@ -405,7 +427,7 @@ mod tests {
         let mut a = Curriculum::new(d.clone(), &off, &cl, cfg(6)).unwrap();
         assert_eq!(a.budget(0), 0.3 * a.total());
         assert_eq!(a.budget(6), a.total());
-        let mut prev = a.given_steps().to_vec();
+        let mut prev = a.given_steps();
         let mut saved = None;
         for t in 1..=8u32 {
             let h_prev = a.written();

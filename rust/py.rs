@@ -197,7 +197,7 @@ impl PyCurriculum {
 
     #[getter]
     fn given_steps<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        self.inner.given_steps().to_vec().into_pyarray(py)
+        self.inner.given_steps().into_pyarray(py)
     }
 
     fn get_state<'py>(&self, py: Python<'py>) -> StateOut<'py> {

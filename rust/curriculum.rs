@@ -183,6 +183,13 @@ impl Curriculum {
         }
         let clusters = DenseClusters::from_ids("clusters", clusters)?;
         let total: f64 = step_difficulty.iter().sum();
+        if !total.is_finite() {
+            // Every budget D(t) and stage cost derives from sums of these.
+            return Err(Error::InvalidOption {
+                arg: "step_difficulty",
+                message: "the sum overflows float64; rescale the array".to_string(),
+            });
+        }
         let given: Vec<u32> = steps
             .iter()
             .map(|&n_i| n_i.saturating_sub(cfg.delta_steps))

@@ -183,6 +183,7 @@ def test_question_with_fewer_given_steps_than_delta_moves_them_all() -> None:
 BAD = [
     ({"step_difficulty": [1.0, -1.0, 1.0]}, r"step_difficulty\[1\]"),
     ({"step_difficulty": [1.0, np.nan, 1.0]}, r"step_difficulty\[1\]"),
+    ({"step_difficulty": [1e308, 1e308, 1.0]}, "step_difficulty: the sum overflows"),
     ({"step_offsets": [0, 3]}, "clusters has length 2"),
     ({"step_offsets": [0, 2, 1]}, "step_offsets"),
     ({"step_offsets": [1, 2, 3]}, "step_offsets"),

@@ -155,3 +155,35 @@ pub(crate) fn check_len(
         })
     }
 }
+
+/// The core numbers items with u32 (2^32 - 1 at most): `n` items of `arg`
+/// pass, more are refused instead of having their indices wrap.
+pub(crate) fn check_item_count(arg: &'static str, n: usize) -> Result<()> {
+    if n <= u32::MAX as usize {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption {
+            arg,
+            message: format!(
+                "has {n} elements; kpod's core supports at most {} (its item indices are 32-bit); \
+                 split the input",
+                u32::MAX
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_count_limit_is_u32() {
+        assert!(check_item_count("costs", u32::MAX as usize).is_ok());
+        let e = check_item_count("costs", u32::MAX as usize + 1).unwrap_err();
+        assert!(
+            e.to_string().starts_with("costs: has 4294967296 elements"),
+            "{e}"
+        );
+    }
+}

@@ -5,7 +5,7 @@
 //! g(0) = 0. F is monotone submodular, and a marginal gain only depends on
 //! the current weight W_k of the item's own cluster, so it costs O(1).
 
-use crate::error::{check_len, check_nonneg_finite, Error, Result};
+use crate::error::{check_item_count, check_len, check_nonneg_finite, Error, Result};
 
 /// The concave function g applied to each cluster's weight.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,6 +72,7 @@ impl DenseClusters {
     /// is the order of their ids.
     pub fn from_ids(arg: &'static str, clusters: &[i64]) -> Result<Self> {
         let n = clusters.len();
+        check_item_count(arg, n)?;
         // One branch-free pass converts the ids (as if they were below 2^31,
         // the usual case) and ORs their bits together: no high bit set means
         // every id is in [0, 2^31) and the u32 maximum is the true one.
@@ -195,6 +196,7 @@ impl<'a> Problem<'a> {
         concave: Concave,
     ) -> Result<Self> {
         let n = costs.len();
+        check_item_count("costs", n)?;
         let cost_sum = check_nonneg_finite("costs", costs)?;
         check_len("clusters", clusters.ids.len(), n, "costs")?;
         let mut modular_sum = None;

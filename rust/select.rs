@@ -13,7 +13,7 @@
 //! first, for free, in index order. An item is only ever added with a
 //! positive marginal gain. Ties go to the lower index.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 use std::str::FromStr;
@@ -691,6 +691,25 @@ fn finish_greedy(
     assemble(free, &pre.picks, None)
 }
 
+/// The *flat* runs of every cluster in [`greedy_unit_run`]: those whose cost
+/// c absorbs twice the cluster's diversity increment y (`c + 2y == c` in
+/// float). Then `c + y` rounds to c for c and for every dearer cost (whose
+/// ulp is no smaller), so all of them have gain c and float density exactly
+/// 1: a tie that the generic greedy breaks by the lowest index. (With a tiny
+/// beta, huge costs or large clusters most runs are flat, and scanning them
+/// for the lowest index made each pick cost a pass over the cluster.) The
+/// first flat run only moves to cheaper runs (y only falls as the cluster
+/// grows), and a run out of budget stays out, so a min-heap of (item, run)
+/// over the live items of the runs from `lo[c]` on serves every query: runs
+/// enter as `lo[c]` falls, unaffordable tops are dropped for good, and the
+/// top is removed when it is picked. Allocated the first time a cluster
+/// turns flat.
+#[derive(Default)]
+struct FlatRuns {
+    heaps: Vec<BinaryHeap<Reverse<(u32, u32)>>>,
+    lo: Vec<usize>,
+}
+
 /// Items of one cost inside one cluster, in index order; `next` is the first
 /// one not yet picked (ties are picked in index order, so picks form a prefix).
 struct Run {
@@ -707,7 +726,10 @@ struct Run {
 /// cluster is scanned from its cheapest live cost upwards, computing the
 /// densities exactly as the generic greedy does, until the rounding bound
 /// `(1 + y / c)(1 + 2^-50)` of every remaining item is below the best found.
-/// The picks equal the generic lazy greedy's (same ties, same floats).
+/// That bound never falls below a density of exactly 1, which every run
+/// whose cost absorbs `y` has (see [`FlatRuns`]); those runs are kept in a
+/// heap by index instead of scanned. The picks equal the generic lazy
+/// greedy's (same ties, same floats).
 fn greedy_unit_run(
     p: &Problem<'_>,
     budget: f64,
@@ -759,10 +781,12 @@ fn greedy_unit_run(
     first_run[k] = runs.len();
     drop(keyed);
     let mut head = first_run.clone();
+    let mut flat = FlatRuns::default();
     // Best live affordable item of cluster c: (density, gain, item, run).
     let scan = |c: usize,
                 runs: &[Run],
                 head: &mut [usize],
+                flat: &mut FlatRuns,
                 ws: &Weights,
                 spent: f64,
                 evals: &mut u64|
@@ -772,11 +796,16 @@ fn greedy_unit_run(
         }
         let mut best: Option<(f64, f64, u32, usize)> = None;
         let y = p.beta * ws.unit_increment(c);
+        let mut flat_from = None;
         for (r, run) in runs.iter().enumerate().take(first_run[c + 1]).skip(head[c]) {
             if run.next == run.end {
                 continue;
             }
             if spent + run.cost > budget {
+                break;
+            }
+            if run.cost + 2.0 * y == run.cost {
+                flat_from = Some(r);
                 break;
             }
             if let Some((bd, _, _, _)) = best {
@@ -800,6 +829,39 @@ fn greedy_unit_run(
                 best = Some((d, g, i, r));
             }
         }
+        if let Some(r0) = flat_from {
+            if flat.heaps.is_empty() {
+                flat.heaps = (0..k).map(|_| BinaryHeap::new()).collect();
+                flat.lo = first_run[1..].to_vec();
+            }
+            let heap = &mut flat.heaps[c];
+            while flat.lo[c] > r0 {
+                flat.lo[c] -= 1;
+                let run = &runs[flat.lo[c]];
+                for &i in &items[run.next as usize..run.end as usize] {
+                    heap.push(Reverse((i, flat.lo[c] as u32)));
+                }
+            }
+            while heap
+                .peek()
+                .is_some_and(|&Reverse((_, r))| spent + runs[r as usize].cost > budget)
+            {
+                heap.pop();
+            }
+            if let Some(&Reverse((i, r))) = heap.peek() {
+                let cost = runs[r as usize].cost;
+                let g = cost + y; // == cost: the run is flat
+                *evals += 1;
+                let d = g / cost;
+                let better = match best {
+                    None => true,
+                    Some((bd, _, bi, _)) => d > bd || (d == bd && i < bi),
+                };
+                if better {
+                    best = Some((d, g, i, r as usize));
+                }
+            }
+        }
         best
     };
     let mut global: BinaryHeap<Entry> = BinaryHeap::with_capacity(k);
@@ -819,7 +881,7 @@ fn greedy_unit_run(
         }
     };
     for c in 0..k {
-        let found = scan(c, &runs, &mut head, ws, 0.0, evals);
+        let found = scan(c, &runs, &mut head, &mut flat, ws, 0.0, evals);
         publish(c, found, &mut global, &mut at_run);
     }
     let mut pre = Prefixes::new();
@@ -836,9 +898,15 @@ fn greedy_unit_run(
                 break;
             }
             runs[at_run[c]].next += 1;
+            // A pick from the flat runs is their heap's top.
+            if let Some(heap) = flat.heaps.get_mut(c) {
+                if heap.peek().is_some_and(|&Reverse((t, _))| t as usize == i) {
+                    heap.pop();
+                }
+            }
             pre.take_kc(p, i, c as u32, cost, top.gain, ws);
         }
-        match scan(c, &runs, &mut head, ws, pre.spent, evals) {
+        match scan(c, &runs, &mut head, &mut flat, ws, pre.spent, evals) {
             Some((d, g, item, r)) => {
                 at_run[c] = r;
                 *top_ref = Entry {

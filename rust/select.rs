@@ -580,9 +580,13 @@ fn greedy(p: &Problem<'_>, budget: f64, plus_max: bool, evals: &mut u64) -> Pick
         *evals += cand.len() as u64;
     }
     if kpod_form(p) {
-        let pre = greedy_unit_run(p, budget, &cand, &mut ws, evals);
-        let picks = finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals);
-        return (picks, None);
+        if let Some(pre) = greedy_unit_run(p, budget, &cand, &mut ws, evals) {
+            let picks = finish_greedy(p, budget, plus_max, &free, &cand, &ws0, &upper, &pre, evals);
+            return (picks, None);
+        }
+        // Densities packed within a few ulps: the lazy per-item heaps below
+        // re-evaluate only what rises to the top.
+        ws = ws0.clone();
     }
     let k = p.n_clusters;
     let mut per: Vec<Vec<Entry>> = vec![Vec::new(); k];
@@ -729,14 +733,19 @@ struct Run {
 /// That bound never falls below a density of exactly 1, which every run
 /// whose cost absorbs `y` has (see [`FlatRuns`]); those runs are kept in a
 /// heap by index instead of scanned. The picks equal the generic lazy
-/// greedy's (same ties, same floats).
+/// greedy's (same ties, same floats). Densities a few ulps above 1 (costs
+/// just short of absorbing y) defeat the bound without being flat, and then
+/// every pick rescans them: past [`UNIT_RUN_EVALS_PER_ITEM`] evaluations per
+/// candidate the run gives up (`None`; `ws` is then spent) and the caller
+/// runs the generic lazy greedy, whose stale upper bounds need no window.
 fn greedy_unit_run(
     p: &Problem<'_>,
     budget: f64,
     cand: &[u32],
     ws: &mut Weights,
     evals: &mut u64,
-) -> Prefixes {
+) -> Option<Prefixes> {
+    let cap = *evals + UNIT_RUN_EVALS_PER_ITEM * cand.len() as u64 + 1024;
     let k = p.n_clusters;
     // Candidates by cluster (a stable counting sort), then by (cost, index)
     // inside each cluster. Costs here are positive and finite, so their IEEE
@@ -906,6 +915,9 @@ fn greedy_unit_run(
             }
             pre.take_kc(p, i, c as u32, cost, top.gain, ws);
         }
+        if *evals > cap {
+            return None;
+        }
         match scan(c, &runs, &mut head, &mut flat, ws, pre.spent, evals) {
             Some((d, g, item, r)) => {
                 at_run[c] = r;
@@ -921,8 +933,14 @@ fn greedy_unit_run(
             }
         }
     }
-    pre
+    Some(pre)
 }
+
+/// Evaluations per candidate after which [`greedy_unit_run`] hands over to
+/// the generic lazy greedy. Its scans cost one or two per candidate unless
+/// densities crowd within the rounding window; the cap bounds what such an
+/// instance can waste before the switch.
+const UNIT_RUN_EVALS_PER_ITEM: u64 = 8;
 
 /// A positive-cost candidate in (cost, index) order: its cost's bit pattern
 /// (positive finite floats order like their bits), index and cluster.

@@ -322,6 +322,8 @@ def _flat_instance(case: str) -> tuple[np.ndarray, np.ndarray, float, float]:
         return 0.05 + 0.95 * rng.random(n), clusters, 1e-20, 0.3
     if case == "huge_costs":  # cheap items dense, dear ones flat, in every cluster
         return 10.0 ** rng.uniform(-20, 20, n), clusters, 12.0, 0.5
+    if case == "near_flat":  # densities a few ulps above 1, never exactly 1
+        return 1e14 * (1.0 + rng.random(n)), clusters, 12.0, 0.5
     # Costs in [2^53, 2^54) (ulp 2) in runs of equal cost: a run turns flat
     # once y = 12 (sqrt(w + 1) - sqrt(w)) < 1/2, after about 144 picks of its
     # cluster, so clusters cross from scanned to flat runs mid-greedy.
@@ -329,7 +331,7 @@ def _flat_instance(case: str) -> tuple[np.ndarray, np.ndarray, float, float]:
 
 
 @pytest.mark.parametrize("alg", ["greedy_max", "density"])
-@pytest.mark.parametrize("case", ["tiny_beta", "huge_costs", "turns_flat"])
+@pytest.mark.parametrize("case", ["tiny_beta", "huge_costs", "turns_flat", "near_flat"])
 def test_kpod_greedy_with_density_ties_at_one_is_exact_and_linear(case: str, alg: str) -> None:
     # Where a cost absorbs the diversity increment y (c + y == c in float)
     # the density is exactly 1 for it and every dearer item: a tie the
@@ -348,8 +350,11 @@ def test_kpod_greedy_with_density_ties_at_one_is_exact_and_linear(case: str, alg
     # Before the flat runs got their heap these took 1.34M, 55k and 104k
     # evaluations; now 5.2k, 13k and 27k. What remains above one per item is
     # the rounding window just short of flat (densities a few ulps above 1),
-    # which is still scanned run by run.
-    assert fast.evaluations <= 8 * len(costs)
+    # scanned run by run; where it holds everything ("near_flat": 1.49M
+    # evaluations before) the scan gives up after 8 per item and the generic
+    # lazy greedy (about 14 per item there) takes over.
+    per_item = 32 if case == "near_flat" else 8
+    assert fast.evaluations <= per_item * len(costs)
 
 
 def test_kpod_fast_greedy_takes_cheap_late_steps_after_the_first_skip() -> None:

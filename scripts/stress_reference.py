@@ -4,8 +4,9 @@ The property tests (``tests/test_select.py``) compare the native core with
 ``kpod._reference`` on instances of up to 25 items. This script draws larger
 and harder ones for as long as asked: n up to 1500, K from 1 to 1000, costs
 uniform, in a few exact values (ties), an ulp or a few apart (twins),
-log-normal, or with 20 % free items, some costs over the budget, budgets from
-0 to above the total, beta from 1e-9 to 1e6, eps 0.01-0.3, all three
+log-normal, spread over 40 decades or around 1e14-1e16 (densities of exactly
+1, or a few ulps above), or with 20 % free items, some costs over the budget,
+budgets from 0 to above the total, beta from 1e-20 to 1e6, eps 0.01-0.3, all three
 algorithms. Picks and costs must be identical, and for ``threshold`` the
 evaluation counts too. Exits with status 1 on any mismatch.
 
@@ -27,7 +28,7 @@ from kpod import _reference as ref
 def instance(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, float]:
     n = int(rng.choice([5, 30, 200, 1500]))
     k = int(rng.choice([1, 3, 50, 1000]))
-    kind = int(rng.integers(0, 5))
+    kind = int(rng.integers(0, 7))
     c: np.ndarray
     if kind == 0:
         c = rng.uniform(0.05, 1, n)
@@ -37,6 +38,10 @@ def instance(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, f
         c = 1.0 + rng.integers(0, 64, n) * np.finfo(float).eps
     elif kind == 3:
         c = np.exp(rng.normal(0, 3, n))
+    elif kind == 4:  # dear costs absorb the diversity increment: densities of exactly 1
+        c = 10.0 ** rng.uniform(-20, 20, n)
+    elif kind == 5:  # densities a few ulps above 1, or turning exactly 1 mid-run
+        c = float(rng.choice([1e14, 1e16])) * (1.0 + rng.integers(0, 64, n) / 64.0)
     else:
         c = rng.uniform(0, 1, n)
         c[rng.random(n) < 0.2] = 0.0
@@ -44,7 +49,7 @@ def instance(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, f
     budget = float(c.sum() * rng.choice([0.0, 0.01, 0.1, 0.5, 1.1]))
     if rng.random() < 0.2:
         c[rng.integers(0, n)] = budget * 2 + 1
-    beta = float(rng.choice([12.0, 0.5, 1e-9, 1e6]))
+    beta = float(rng.choice([12.0, 0.5, 1e-9, 1e-20, 1e6]))
     return c, clusters, budget, beta
 
 

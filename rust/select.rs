@@ -127,8 +127,8 @@ fn split(p: &Problem<'_>, budget: f64) -> (Vec<u32>, Vec<u32>) {
     (free, cand)
 }
 
-/// Calls `f(i, c)` for every item of `p` with cost c in (0, budget], in
-/// index order, and `zero(i)` for every zero-cost item. Where items that
+/// Calls `f(i, c)` for every item of `p` with cost c in (0, budget] and
+/// `zero(i)` for every zero-cost item, each in index order. Where items that
 /// never fit are interleaved with candidates ([`Problem::sparse`]: the
 /// curriculum marks finished questions with cost +inf), a per-item branch
 /// would mispredict on them, so the test runs branch-free over blocks of 64
@@ -151,14 +151,15 @@ fn for_each_candidate(
         }
         return;
     }
-    // Costs are >= 0 (+0.0 for free items), so on the bit patterns
-    // "0 < c <= budget" is one unsigned comparison: bits - 1 < budget's bits
-    // (0 wraps around; +inf's bits exceed every finite budget's).
+    // Costs are >= 0 (or -0.0, which the sign mask folds into +0.0), so on
+    // the bit patterns "0 < c <= budget" is one unsigned comparison:
+    // bits - 1 < budget's bits (0 wraps around; +inf's bits exceed every
+    // finite budget's).
     let limit = if budget > 0.0 { budget.to_bits() } else { 0 };
     for (b, block) in p.costs.chunks(64).enumerate() {
         let (mut hit, mut free) = (0u64, 0u64);
         for (j, &c) in block.iter().enumerate() {
-            let x = c.to_bits();
+            let x = c.to_bits() & !(1u64 << 63);
             hit |= u64::from(x.wrapping_sub(1) < limit) << j;
             free |= u64::from(x == 0) << j;
         }
@@ -2153,17 +2154,18 @@ mod tests {
 
     #[test]
     fn sparse_candidate_scan_visits_what_the_plain_one_does() {
-        // Free items, +inf (finished questions), costs above, at and below
-        // the budget, in blocks full, partial and empty; budgets 0, -0 and
+        // Free items (+0.0 and -0.0), +inf (finished questions), costs
+        // above, at and below the budget, in blocks full, partial and empty; budgets 0, -0 and
         // positive.
         let mut rnd = xorshift(7);
         for case in 0..200 {
             let n = [0, 1, 63, 64, 65, 130, 300][case % 7];
             let costs: Vec<f64> = (0..n)
-                .map(|_| match rnd() % 6 {
+                .map(|_| match rnd() % 7 {
                     0 => 0.0,
                     1 => f64::INFINITY,
                     2 => 0.5,
+                    3 => -0.0,
                     _ => (rnd() % 1000) as f64 / 1000.0,
                 })
                 .collect();

@@ -701,7 +701,7 @@ fn finish_greedy(
 /// float). Then `c + y` rounds to c for c and for every dearer cost (whose
 /// ulp is no smaller), so all of them have gain c and float density exactly
 /// 1: a tie that the generic greedy breaks by the lowest index. (With a tiny
-/// beta, huge costs or large clusters most runs are flat, and scanning them
+/// beta or costs around 1e16 and more most runs are flat, and scanning them
 /// for the lowest index made each pick cost a pass over the cluster.) The
 /// first flat run only moves to cheaper runs (y only falls as the cluster
 /// grows), and a run out of budget stays out, so a min-heap of (item, run)
@@ -2155,8 +2155,8 @@ mod tests {
     #[test]
     fn sparse_candidate_scan_visits_what_the_plain_one_does() {
         // Free items (+0.0 and -0.0), +inf (finished questions), costs
-        // above, at and below the budget, in blocks full, partial and empty; budgets 0, -0 and
-        // positive.
+        // above, at and below the budget, in blocks full, partial and
+        // empty; budgets 0, -0 and positive.
         let mut rnd = xorshift(7);
         for case in 0..200 {
             let n = [0, 1, 63, 64, 65, 130, 300][case % 7];
@@ -2171,10 +2171,10 @@ mod tests {
                 .collect();
             let ids = vec![0i64; n];
             let cl = DenseClusters::from_ids("clusters", &ids).unwrap();
-            let dense = Problem::trusted_kpod(&costs, &cl, 1.0);
+            let sparse = Problem::trusted_kpod(&costs, &cl, 1.0);
             let plain = Problem {
                 sparse: false,
-                ..dense.clone()
+                ..sparse.clone()
             };
             for budget in [0.0, -0.0, 0.5, 2.0] {
                 let visit = |p: &Problem<'_>| {
@@ -2182,7 +2182,11 @@ mod tests {
                     for_each_candidate(p, budget, |i, c| hits.push((i, c)), |i| zeros.push(i));
                     (hits, zeros)
                 };
-                assert_eq!(visit(&dense), visit(&plain), "case {case}, budget {budget}");
+                assert_eq!(
+                    visit(&sparse),
+                    visit(&plain),
+                    "case {case}, budget {budget}"
+                );
             }
         }
     }

@@ -1658,11 +1658,11 @@ fn item_levels(
 /// pass. The threshold pass of the KPOD objective consumes each cluster
 /// from its cheap end.
 struct ClusterQueues {
-    /// Cost and item of every candidate, cluster by cluster, each cluster
-    /// in cost order: popping walks memory forward instead of jumping into
-    /// the global cost order.
-    cost: Vec<f64>,
-    item: Vec<u32>,
+    /// Cost bits (low, high word) and item of every candidate, cluster by
+    /// cluster, each cluster in cost order: popping walks memory forward
+    /// instead of jumping into the global cost order. One 12-byte entry per
+    /// candidate, so the grouping pass writes one stream per cluster.
+    entries: Vec<[u32; 3]>,
     /// Per cluster: the next position not yet consumed, and the end.
     pos: Vec<u32>,
     end: Vec<u32>,
@@ -1680,27 +1680,23 @@ impl ClusterQueues {
             end[c] = sum;
         }
         let mut fill = pos.clone();
-        let mut cost = vec![0.0f64; by_cost.len()];
-        let mut item = vec![0u32; by_cost.len()];
+        let mut entries = vec![[0u32; 3]; by_cost.len()];
         for t in by_cost {
             let slot = &mut fill[t.k as usize];
-            cost[*slot as usize] = f64::from_bits(t.bits);
-            item[*slot as usize] = t.idx;
+            entries[*slot as usize] = [t.bits as u32, (t.bits >> 32) as u32, t.idx];
             *slot += 1;
         }
-        ClusterQueues {
-            cost,
-            item,
-            pos,
-            end,
-        }
+        ClusterQueues { entries, pos, end }
     }
 
     /// The cheapest remaining (cost, item) of cluster c (ties: lower index).
     #[inline]
     fn head(&self, c: usize) -> Option<(f64, u32)> {
         let q = self.pos[c] as usize;
-        (self.pos[c] < self.end[c]).then(|| (self.cost[q], self.item[q]))
+        (self.pos[c] < self.end[c]).then(|| {
+            let [lo, hi, item] = self.entries[q];
+            (f64::from_bits(u64::from(lo) | (u64::from(hi) << 32)), item)
+        })
     }
 
     /// Consumes the head of cluster c.

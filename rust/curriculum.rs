@@ -246,10 +246,6 @@ impl Curriculum {
     /// c_i of every question (a fresh int64 copy; the curriculum keeps them
     /// as u32, 4 bytes a question).
     pub fn given_steps(&self) -> Vec<i64> {
-        self.given_i64()
-    }
-
-    fn given_i64(&self) -> Vec<i64> {
         self.given.iter().map(|&c| i64::from(c)).collect()
     }
 
@@ -341,7 +337,7 @@ impl Curriculum {
         Ok(StageResult {
             stage: t,
             selected,
-            given_steps: self.given_i64(),
+            given_steps: self.given_steps(),
             budget_increase: increase,
             difficulty_added: added,
             value,
@@ -356,7 +352,7 @@ impl Curriculum {
     pub fn state(&self) -> CurriculumState {
         CurriculumState {
             stage: self.stage,
-            given_steps: self.given_i64(),
+            given_steps: self.given_steps(),
             written: self.written,
             total: self.total,
         }

@@ -472,8 +472,9 @@ impl Bits {
 }
 
 /// The KPOD run's result, free items + picks[..j] + e (`extra` = the
-/// Greedy + Max candidate (value, j, e); all picks when `None`), with its F and cost read off the run's own sums:
-/// the free items cost 0, picks[..j] cost `cum[j]` (summed in pick order, as
+/// Greedy + Max candidate (value, j, e); all picks when `None`), with its F
+/// and cost read off the run's own sums: the free items cost 0, picks[..j]
+/// cost `cum[j]` (summed in pick order, as
 /// [`Problem::value_and_cost`] does, so the same floats) and every
 /// cluster's weight is its count.
 fn kpod_result(
@@ -831,11 +832,7 @@ fn greedy_unit_run(
             let g = run.cost + y;
             *evals += 1;
             let d = g / run.cost;
-            let better = match best {
-                None => true,
-                Some((bd, _, bi, _)) => d > bd || (d == bd && i < bi),
-            };
-            if better {
+            if beats(d, i, best) {
                 best = Some((d, g, i, r));
             }
         }
@@ -863,11 +860,7 @@ fn greedy_unit_run(
                 let g = cost + y; // == cost: the run is flat
                 *evals += 1;
                 let d = g / cost;
-                let better = match best {
-                    None => true,
-                    Some((bd, _, bi, _)) => d > bd || (d == bd && i < bi),
-                };
-                if better {
+                if beats(d, i, best) {
                     best = Some((d, g, i, r as usize));
                 }
             }
@@ -935,6 +928,13 @@ fn greedy_unit_run(
         }
     }
     Some(pre)
+}
+
+/// Whether density `d` of item `i` beats `best` (density, gain, item, run)
+/// in [`greedy_unit_run`]'s scan: larger density, ties to the lower index.
+#[inline]
+fn beats(d: f64, i: u32, best: Option<(f64, f64, u32, usize)>) -> bool {
+    best.is_none_or(|(bd, _, bi, _)| d > bd || (d == bd && i < bi))
 }
 
 /// Evaluations per candidate after which [`greedy_unit_run`] hands over to

@@ -281,9 +281,13 @@ def test_kpod_fast_greedy_equals_generic_greedy(inst: dict, alg: str) -> None:
     assert fast.value == generic.value
 
 
-def _fast_and_generic(costs: np.ndarray, clusters: np.ndarray, budget: float, alg: str) -> tuple:
-    fast = kpod.select(costs, clusters, budget=budget, algorithm=alg)
-    generic = kpod.select(costs, clusters, budget=budget, modular=costs.copy(), algorithm=alg)
+def _fast_and_generic(
+    costs: np.ndarray, clusters: np.ndarray, budget: float, alg: str, beta: float = 12.0
+) -> tuple:
+    fast = kpod.select(costs, clusters, budget=budget, beta=beta, algorithm=alg)
+    generic = kpod.select(
+        costs, clusters, budget=budget, beta=beta, modular=costs.copy(), algorithm=alg
+    )
     return fast, generic
 
 
@@ -339,11 +343,7 @@ def test_kpod_greedy_with_density_ties_at_one_is_exact_and_linear(case: str, alg
     # the same picks without scanning the tied items for every pick (it
     # used to: about n^2 / K evaluations, 880 ms at n = 1e5, K = 5).
     costs, clusters, beta, frac = _flat_instance(case)
-    budget = float(costs.sum() * frac)
-    fast = kpod.select(costs, clusters, budget=budget, beta=beta, algorithm=alg)
-    generic = kpod.select(
-        costs, clusters, budget=budget, beta=beta, modular=costs.copy(), algorithm=alg
-    )
+    fast, generic = _fast_and_generic(costs, clusters, float(costs.sum() * frac), alg, beta)
     assert fast.indices.tolist() == generic.indices.tolist()
     assert (fast.value, fast.cost) == (generic.value, generic.cost)
     assert len(fast.indices) > 100

@@ -19,8 +19,8 @@ included.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -115,21 +115,19 @@ def main() -> None:
         # A negative fraction means a fraction of the dearest cost (the total
         # overflows nothing there but would admit every item).
         budget = float(-frac * costs.max()) if frac < 0 else float(frac * costs.sum())
-        cells = []
+        row: dict[str, str] = {}
         ref_value = None
         for alg in ("greedy_max", "threshold", "density"):
-            kpod.select(costs, clusters, budget=budget, beta=beta, algorithm=alg)  # warm-up
-            times = []
-            for _ in range(args.repeats):
-                t = time.perf_counter()
-                s = kpod.select(costs, clusters, budget=budget, beta=beta, algorithm=alg)
-                times.append(time.perf_counter() - t)
+            call = functools.partial(
+                kpod.select, costs, clusters, budget=budget, beta=beta, algorithm=alg
+            )
+            call()  # warm-up
+            times, s = bench.time_calls(call, args.repeats)
             if alg == "greedy_max":
                 ref_value = s.value
             ms = statistics.median(times) * 1e3
             ratio = s.value / ref_value if ref_value else float("nan")
-            cells.append((alg, f"{ms:.1f} ms | {s.evaluations / n:.1f} | {ratio:.4f}"))
-        row = dict(cells)
+            row[alg] = f"{ms:.1f} ms | {s.evaluations / n:.1f} | {ratio:.4f}"
         print(f"| {name} | " + " | ".join(row[a] for a in algs) + " |", flush=True)
 
 

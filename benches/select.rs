@@ -5,6 +5,12 @@
 //! the total cost, KPOD objective: a = cost, v = 1, sqrt, beta = 12) and
 //! one 50-stage curriculum. `KPOD_BENCH_N` overrides the item counts
 //! (comma-separated, default "100000,1000000").
+//!
+//! The `floor` group times two lower bounds on the same inputs, for reading
+//! the selections against: one streaming pass (cluster ids to u32 plus the
+//! cost sum, the least any call does) and a two-pass LSD radix sort of
+//! (16-bit cost key, index, cluster) records, the least an exact greedy that
+//! orders its candidates by cost does on top. Neither selects anything.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -76,6 +82,60 @@ fn bench_select(c: &mut Criterion) {
     group.finish();
 }
 
+/// One streaming pass over the inputs: cluster ids to u32 and the cost sum.
+fn stream_pass(costs: &[f64], ids: &[i64]) -> (Vec<u32>, f64) {
+    (ids.iter().map(|&x| x as u32).collect(), costs.iter().sum())
+}
+
+/// Candidates as (16-bit cost key, index, cluster) records, sorted by key
+/// with two 8-bit LSD counting passes.
+fn radix_sort_records(costs: &[f64], ids: &[i64]) -> Vec<(u64, u32, u32)> {
+    let (lo, hi) = costs
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    let scale = if hi > lo { 65535.0 / (hi - lo) } else { 0.0 };
+    let mut a: Vec<(u64, u32, u32)> = costs
+        .iter()
+        .zip(ids)
+        .enumerate()
+        .map(|(i, (&x, &k))| (((x - lo) * scale) as u64, i as u32, k as u32))
+        .collect();
+    let mut b = vec![(0u64, 0u32, 0u32); a.len()];
+    for d in 0..2 {
+        let mut start = [0u32; 257];
+        for r in &a {
+            start[((r.0 >> (8 * d)) & 255) as usize + 1] += 1;
+        }
+        for i in 1..257 {
+            start[i] += start[i - 1];
+        }
+        for r in &a {
+            let slot = &mut start[((r.0 >> (8 * d)) & 255) as usize];
+            b[*slot as usize] = *r;
+            *slot += 1;
+        }
+        std::mem::swap(&mut a, &mut b);
+    }
+    a
+}
+
+fn bench_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("floor");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(3));
+    for n in sizes() {
+        let (costs, ids) = instance(n, 1000, 42);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("stream_pass", n), |b| {
+            b.iter(|| black_box(stream_pass(&costs, &ids)))
+        });
+        group.bench_function(BenchmarkId::new("radix_sort_16B", n), |b| {
+            b.iter(|| black_box(radix_sort_records(&costs, &ids)))
+        });
+    }
+    group.finish();
+}
+
 fn bench_curriculum(c: &mut Criterion) {
     let mut group = c.benchmark_group("curriculum");
     group.sample_size(10);
@@ -113,5 +173,5 @@ fn bench_curriculum(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_select, bench_curriculum);
+criterion_group!(benches, bench_select, bench_floor, bench_curriculum);
 criterion_main!(benches);

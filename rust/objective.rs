@@ -345,6 +345,17 @@ impl<'a> Problem<'a> {
         }
     }
 
+    /// Marginal gain of an item of cluster k with modular part a and weight
+    /// v given `ws` (the same float as [`Problem::gain_w`] for the item whose
+    /// `modular` and `value` these are).
+    #[inline(always)]
+    pub fn gain_akv(&self, k: usize, a: f64, v: f64, ws: &Weights) -> f64 {
+        match &ws.unit {
+            Some(u) => a + self.beta * u[k],
+            None => a + self.beta * self.concave.delta(ws.w[k], v),
+        }
+    }
+
     /// Adds item i to `ws`.
     #[inline(always)]
     pub fn add_w(&self, i: usize, ws: &mut Weights) {

@@ -97,11 +97,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=float, default=1e5, help="items per case (default: 1e5)")
     ap.add_argument("--repeats", type=int, default=3, help="calls per case and algorithm")
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
     args = ap.parse_args()
     n = int(args.n)
+    only = f" --only '{args.only}'" if args.only else ""
     print(
         f"Command: `.venv/bin/python benches/bench_adversarial.py --n {args.n:g} "
-        f"--repeats {args.repeats}`  "
+        f"--repeats {args.repeats}{only}`  "
     )
     m = bench.machine_info()
     print(f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}  ")
@@ -111,6 +113,8 @@ def main() -> None:
     print(f"| case (n = {n:.0e}) | {head} |")
     print("| --- |" + " ---: | ---: | ---: |" * len(algs))
     for name, make in CASES.items():
+        if args.only not in name:
+            continue
         costs, clusters, frac, beta = make(n, np.random.default_rng(1))
         # A negative fraction means a fraction of the dearest cost (the total
         # overflows nothing there but would admit every item).

@@ -7,7 +7,9 @@ uniform, in a few exact values (ties), an ulp or a few apart (twins),
 log-normal, spread over 40 decades or around 1e14-1e16 (densities of exactly
 1, or a few ulps above), or with 20 % free items, some costs over the budget,
 budgets from 0 to above the total, beta from 1e-20 to 1e6, eps 0.01-0.3, all three
-algorithms. Picks and costs must be identical, and for ``threshold`` the
+algorithms; a third of the instances also take a custom ``modular`` part
+and/or per-item ``values`` (with sqrt or log1p), which run the generic
+lazy heaps and level lists. Picks and costs must be identical, and for ``threshold`` the
 evaluation counts too. Exits with status 1 on any mismatch.
 
     .venv/bin/python scripts/stress_reference.py --seed 1 --seconds 120
@@ -18,11 +20,27 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
 import kpod
 from kpod import _reference as ref
+
+
+def objective(rng: np.random.Generator, c: np.ndarray) -> dict[str, Any]:
+    """KPOD's objective (no keywords) for two thirds of the instances, else a
+    custom modular part and/or item values, with sqrt or log1p."""
+    if rng.random() < 2 / 3:
+        return {}
+    n = len(c)
+    out: dict[str, Any] = {"concave": str(rng.choice(["sqrt", "log1p"]))}
+    kind = int(rng.integers(0, 3))
+    if kind != 1:
+        out["modular"] = c * rng.uniform(0.5, 1.5, n)
+    if kind != 0:
+        out["values"] = rng.uniform(0.5, 1.5, n)
+    return out
 
 
 def instance(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -63,11 +81,12 @@ def main() -> None:
     checked = bad = 0
     while time.monotonic() - start < args.seconds:
         c, clusters, budget, beta = instance(rng)
+        kw = objective(rng, c)
         for alg in ("threshold", "greedy_max", "density"):
             eps = float(rng.choice([0.1, 0.3, 0.01]))
-            s = kpod.select(c, clusters, budget=budget, beta=beta, algorithm=alg, eps=eps)
+            s = kpod.select(c, clusters, budget=budget, beta=beta, algorithm=alg, eps=eps, **kw)
             idx, _, cost, evals = ref.select(
-                c, clusters, budget=budget, beta=beta, algorithm=alg, eps=eps
+                c, clusters, budget=budget, beta=beta, algorithm=alg, eps=eps, **kw
             )
             checked += 1
             same = s.indices.tolist() == idx and s.cost == cost
@@ -75,7 +94,11 @@ def main() -> None:
                 same = same and s.evaluations == evals
             if not same:
                 bad += 1
-                print(f"MISMATCH {alg} n={len(c)} budget={budget} beta={beta} eps={eps}")
+                extra = sorted(kw) or ["kpod"]
+                print(
+                    f"MISMATCH {alg} n={len(c)} budget={budget} beta={beta} eps={eps} "
+                    f"objective={extra}"
+                )
     print(f"checked {checked} selections, {bad} mismatches")
     sys.exit(1 if bad else 0)
 

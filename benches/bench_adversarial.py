@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 from collections.abc import Callable
 
 import numpy as np
@@ -101,17 +100,11 @@ def main() -> None:
     args = ap.parse_args()
     n = int(args.n)
     only = f" --only '{args.only}'" if args.only else ""
-    print(
-        f"Command: `.venv/bin/python benches/bench_adversarial.py --n {args.n:g} "
-        f"--repeats {args.repeats}{only}`  "
+    bench.print_run_info(
+        f".venv/bin/python benches/bench_adversarial.py --n {args.n:g} "
+        f"--repeats {args.repeats}{only}"
     )
-    m = bench.machine_info()
-    print(f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}  ")
-    print(f"Date: {m['date_utc']}; load average at start {m['load_avg']}\n")
-    algs = ("threshold", "greedy_max", "density")
-    head = " | ".join(f"{a}: time | evals / n | value / greedy_max" for a in algs)
-    print(f"| case (n = {n:.0e}) | {head} |")
-    print("| --- |" + " ---: | ---: | ---: |" * len(algs))
+    print(bench.algorithm_table_head([f"case (n = {n:.0e})"]))
     for name, make in CASES.items():
         if args.only not in name:
             continue
@@ -119,20 +112,9 @@ def main() -> None:
         # A negative fraction means a fraction of the dearest cost (the total
         # overflows nothing there but would admit every item).
         budget = float(-frac * costs.max()) if frac < 0 else float(frac * costs.sum())
-        row: dict[str, str] = {}
-        ref_value = None
-        for alg in ("greedy_max", "threshold", "density"):
-            call = functools.partial(
-                kpod.select, costs, clusters, budget=budget, beta=beta, algorithm=alg
-            )
-            call()  # warm-up
-            times, s = bench.time_calls(call, args.repeats)
-            if alg == "greedy_max":
-                ref_value = s.value
-            ms = statistics.median(times) * 1e3
-            ratio = s.value / ref_value if ref_value else float("nan")
-            row[alg] = f"{ms:.1f} ms | {s.evaluations / n:.1f} | {ratio:.4f}"
-        print(f"| {name} | " + " | ".join(row[a] for a in algs) + " |", flush=True)
+        select = functools.partial(kpod.select, costs, clusters, budget=budget, beta=beta)
+        cells = bench.algorithm_cells(select, n, args.repeats)
+        print(f"| {name} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 from typing import Any
 
 import numpy as np
@@ -54,40 +53,24 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="calls per case and algorithm")
     args = ap.parse_args()
     n = int(args.n)
-    print(
-        f"Command: `.venv/bin/python benches/bench_objectives.py --n {args.n:g} "
-        f"--clusters {args.clusters} --repeats {args.repeats}`  "
+    bench.print_run_info(
+        f".venv/bin/python benches/bench_objectives.py --n {args.n:g} "
+        f"--clusters {args.clusters} --repeats {args.repeats}"
     )
-    m = bench.machine_info()
-    print(f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}  ")
-    print(f"Date: {m['date_utc']}; load average at start {m['load_avg']}\n")
-    algs = ("threshold", "greedy_max", "density")
-    head = " | ".join(f"{a}: time | evals / n | value / greedy_max" for a in algs)
-    print(f"| objective (n = {n:.0e}) | K | {head} |")
-    print("| --- | ---: |" + " ---: | ---: | ---: |" * len(algs))
+    print(bench.algorithm_table_head([f"objective (n = {n:.0e})", "K"]))
     for k in (int(x) for x in args.clusters.split(",")):
         inst = bench.make_instance(n, k, seed=1)
         for name, kwargs in objectives(n, np.random.default_rng(1), inst.costs).items():
-            row: dict[str, str] = {}
-            ref_value = None
-            for alg in ("greedy_max", "threshold", "density"):
-                call = functools.partial(
-                    kpod.select,
-                    inst.costs,
-                    inst.clusters,
-                    budget=inst.budget,
-                    beta=inst.beta,
-                    algorithm=alg,
-                    **kwargs,
-                )
-                call()  # warm-up
-                times, s = bench.time_calls(call, args.repeats)
-                if alg == "greedy_max":
-                    ref_value = s.value
-                ms = statistics.median(times) * 1e3
-                ratio = s.value / ref_value if ref_value else float("nan")
-                row[alg] = f"{ms:.1f} ms | {s.evaluations / n:.1f} | {ratio:.4f}"
-            print(f"| {name} | {k} | " + " | ".join(row[a] for a in algs) + " |", flush=True)
+            select = functools.partial(
+                kpod.select,
+                inst.costs,
+                inst.clusters,
+                budget=inst.budget,
+                beta=inst.beta,
+                **kwargs,
+            )
+            cells = bench.algorithm_cells(select, n, args.repeats)
+            print(f"| {name} | {k} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

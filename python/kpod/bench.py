@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import functools
 import importlib
 import json
 import math
@@ -217,6 +218,46 @@ def machine_info() -> dict[str, Any]:
 
 
 _PHASE_FILE: Any = None
+
+
+ALGORITHM_COLUMNS = ("threshold", "greedy_max", "density")
+
+
+def print_run_info(command: str) -> None:
+    """The Command / Machine / Date lines that head a results table in RESULTS.md."""
+    print(f"Command: `{command}`  ")
+    m = machine_info()
+    print(f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}  ")
+    print(f"Date: {m['date_utc']}; load average at start {m['load_avg']}\n")
+
+
+def algorithm_table_head(lead: Sequence[str]) -> str:
+    """Header and alignment rows of a table with the ``lead`` columns, then
+    time, evaluations per item and value relative to ``greedy_max`` for each
+    of :data:`ALGORITHM_COLUMNS` (the rows :func:`algorithm_cells` makes)."""
+    cells = [f"{a}: time | evals / n | value / greedy_max" for a in ALGORITHM_COLUMNS]
+    head = "| " + " | ".join([*lead, *cells]) + " |"
+    align = "| --- |" + " ---: |" * (len(lead) - 1) + " ---: | ---: | ---: |" * len(cells)
+    return head + "\n" + align
+
+
+def algorithm_cells(select: Callable[..., Any], n: int, repeats: int) -> str:
+    """Times ``select(algorithm=...)`` (``kpod.select`` with every other argument
+    bound) for each algorithm: one untimed call, then the median of ``repeats``.
+    Returns the table cells "time | evals / n | value / greedy_max" in
+    :data:`ALGORITHM_COLUMNS` order."""
+    cells: dict[str, str] = {}
+    ref_value = None
+    for alg in ("greedy_max", "threshold", "density"):  # the reference first
+        call = functools.partial(select, algorithm=alg)
+        call()  # warm-up
+        times, s = time_calls(call, repeats)
+        if alg == "greedy_max":
+            ref_value = s.value
+        ms = statistics.median(times) * 1e3
+        ratio = s.value / ref_value if ref_value else float("nan")
+        cells[alg] = f"{ms:.1f} ms | {s.evaluations / n:.1f} | {ratio:.4f}"
+    return " | ".join(cells[a] for a in ALGORITHM_COLUMNS)
 
 
 def report_phase(name: str, seconds: float) -> None:

@@ -323,31 +323,12 @@ impl<'a> Problem<'a> {
     /// Marginal gain of item i given `ws` (same value as [`Problem::gain`]).
     #[inline(always)]
     pub fn gain_w(&self, i: usize, ws: &Weights) -> f64 {
-        let k = self.cluster[i] as usize;
-        match &ws.unit {
-            Some(u) => self.modular[i] + self.beta * u[k],
-            None => self.modular[i] + self.beta * self.concave.delta(ws.w[k], self.value(i)),
-        }
-    }
-
-    /// Marginal gain of item i with cluster k and cost c given `ws`, reading
-    /// nothing else per item when `modular` is the costs and v = 1.
-    #[inline(always)]
-    pub fn gain_kc(&self, i: usize, k: usize, c: f64, ws: &Weights) -> f64 {
-        let a = if self.modular_is_cost {
-            c
-        } else {
-            self.modular[i]
-        };
-        match &ws.unit {
-            Some(u) => a + self.beta * u[k],
-            None => a + self.beta * self.concave.delta(ws.w[k], self.value(i)),
-        }
+        self.gain_akv(self.cluster[i] as usize, self.modular[i], self.value(i), ws)
     }
 
     /// Marginal gain of an item of cluster k with modular part a and weight
     /// v given `ws` (the same float as [`Problem::gain_w`] for the item whose
-    /// `modular` and `value` these are).
+    /// `modular` and `value` these are), for callers that carry them.
     #[inline(always)]
     pub fn gain_akv(&self, k: usize, a: f64, v: f64, ws: &Weights) -> f64 {
         match &ws.unit {

@@ -507,7 +507,7 @@ fn assemble(free: &[u32], picks: &[u32], extra: Option<u32>) -> Vec<u32> {
 }
 
 /// Heap entry of the lazy greedy: max density first, then lower index.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Entry {
     density: f64,
     gain: f64,
@@ -556,13 +556,7 @@ impl ClusterHeaps {
         }
         offsets(&mut start);
         let mut fill = start.clone();
-        let blank = Entry {
-            density: 0.0,
-            gain: 0.0,
-            item: 0,
-            version: 0,
-        };
-        let mut v = vec![blank; start[k]];
+        let mut v = vec![Entry::default(); start[k]];
         for (j, &i) in items.iter().enumerate() {
             let slot = &mut fill[cluster[i as usize] as usize];
             v[*slot] = entry(j);
@@ -1730,31 +1724,27 @@ fn item_levels(
     for r in 0..=fill {
         // The fill level (r == fill) takes every positive gain.
         let tau = taus.get(r).copied().unwrap_or(0.0);
-        for id in std::mem::take(&mut lists.levels[r]) {
-            let chunk = std::mem::take(&mut lists.chunks[id as usize]);
-            for &slot in &chunk {
-                let iu = slot.item as usize;
-                let c = slot.cost;
-                if pre.spent + c > budget {
-                    continue;
-                }
-                let g = p.gain_akv(slot.cluster as usize, slot.a, slot.v, wv);
-                *evals += 1;
-                if r == fill {
-                    if g > 0.0 {
-                        pre.take_kc(p, iu, slot.cluster, c, g, wv);
-                    }
-                    continue;
-                }
-                let d = g / c;
-                if d >= tau && g > 0.0 {
-                    pre.take_kc(p, iu, slot.cluster, c, g, wv);
-                } else {
-                    lists.push(levels.of(d).max(r + 1), slot);
-                }
+        lists.drain(r, |lists, slot| {
+            let iu = slot.item as usize;
+            let c = slot.cost;
+            if pre.spent + c > budget {
+                return;
             }
-            lists.recycle(id, chunk);
-        }
+            let g = p.gain_akv(slot.cluster as usize, slot.a, slot.v, wv);
+            *evals += 1;
+            if r == fill {
+                if g > 0.0 {
+                    pre.take_kc(p, iu, slot.cluster, c, g, wv);
+                }
+                return;
+            }
+            let d = g / c;
+            if d >= tau && g > 0.0 {
+                pre.take_kc(p, iu, slot.cluster, c, g, wv);
+            } else {
+                lists.push(levels.of(d).max(r + 1), slot);
+            }
+        });
     }
 }
 
@@ -1802,11 +1792,18 @@ impl LevelLists {
         self.chunks[id as usize].push(slot);
     }
 
-    /// Returns chunk `id` (taken out to be read) to the pool, emptied.
-    fn recycle(&mut self, id: u32, mut chunk: Vec<Slot>) {
-        chunk.clear();
-        self.chunks[id as usize] = chunk;
-        self.free.push(id);
+    /// Hands every slot of `level`'s list, in order, to `f`, which may push
+    /// onto later levels; each chunk goes back to the pool once read.
+    fn drain(&mut self, level: usize, mut f: impl FnMut(&mut Self, Slot)) {
+        for id in std::mem::take(&mut self.levels[level]) {
+            let mut chunk = std::mem::take(&mut self.chunks[id as usize]);
+            for &slot in &chunk {
+                f(self, slot);
+            }
+            chunk.clear();
+            self.chunks[id as usize] = chunk;
+            self.free.push(id);
+        }
     }
 }
 
@@ -2357,16 +2354,12 @@ mod tests {
                 }
                 i += 1;
             }
-            for id in std::mem::take(&mut lists.levels[r]) {
-                let chunk = std::mem::take(&mut lists.chunks[id as usize]);
-                for s in &chunk {
-                    seen.push(s.item);
-                    if let Some(l) = demote(s.item) {
-                        lists.push(l, *s);
-                    }
+            lists.drain(r, |lists, s| {
+                seen.push(s.item);
+                if let Some(l) = demote(s.item) {
+                    lists.push(l, s);
                 }
-                lists.recycle(id, chunk);
-            }
+            });
         }
         assert_eq!(seen, expected);
         // Recycling kept the pool at the live items (at most all of them,

@@ -108,12 +108,7 @@ def main() -> None:
     except ImportError:
         sys.exit("bench_peer_rounds: submodlib-py is not installed; pip install 'kpod[bench]'")
     algorithms = [a for a in args.algorithms.split(",") if a]
-    info = bench.machine_info()
-    print(f"Command: `{' '.join(['.venv/bin/python', *sys.argv])}`  ")
-    print(
-        f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, numpy {info['numpy']}  "
-    )
-    print(f"Date: {info['date_utc']}; load average at start {info['load_avg']}\n")
+    bench.print_run_info(" ".join([".venv/bin/python", *sys.argv]))
     head = "|   n |    K | rounds | submodlib set-up | submodlib solve |"
     sep = "| --: | ---: | -----: | ---------------: | --------------: |"
     for alg in algorithms:

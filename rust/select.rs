@@ -2345,14 +2345,11 @@ mod tests {
                 (item % 7 != 0 && r + 1 < levels)
                     .then(|| (r + 1 + item as usize % 2).min(levels - 1))
             };
-            let mut i = 0;
-            while i < model[r].len() {
-                let item = model[r][i];
+            for item in std::mem::take(&mut model[r]) {
                 expected.push(item);
                 if let Some(l) = demote(item) {
                     model[l].push(item);
                 }
-                i += 1;
             }
             lists.drain(r, |lists, s| {
                 seen.push(s.item);

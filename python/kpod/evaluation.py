@@ -23,32 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from kpod.stats import bootstrap_interval
+
 __all__ = ["bootstrap_interval", "evaluate", "evaluate_many", "generate_answers", "prompt_ids"]
-
-
-def bootstrap_interval(
-    correct: Sequence[bool] | np.ndarray,
-    *,
-    n_resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``correct`` (empty input: ``(nan, nan)``)."""
-    x = np.asarray(correct, dtype=np.float64)
-    if x.size == 0:
-        return (math.nan, math.nan)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, 256):  # bounded memory for large test sets
-        stop = min(start + 256, n_resamples)
-        idx = rng.integers(0, x.size, size=(stop - start, x.size))
-        means[start:stop] = x[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
 def prompt_ids(tokenizer: Any, question: str, kind: str) -> list[int]:

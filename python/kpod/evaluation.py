@@ -19,25 +19,32 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from kpod.stats import bootstrap_interval
 
-__all__ = ["bootstrap_interval", "evaluate", "evaluate_many", "generate_answers", "prompt_ids"]
+__all__ = [
+    "Generation",
+    "bootstrap_interval",
+    "evaluate",
+    "evaluate_many",
+    "generate_answers",
+    "generate_batched",
+    "prompt_ids",
+    "text_ids",
+]
 
 
-def prompt_ids(tokenizer: Any, question: str, kind: str) -> list[int]:
-    """Token ids of the template's prompt, as the prepared examples begin.
+def text_ids(tokenizer: Any, text: str, kind: str) -> list[int]:
+    """Token ids of a prompt ``text`` as the model reads it before generating.
 
     A trailing EOS that the tokenizer adds by itself is dropped for causal
-    students (it would end the text) and ensured for seq2seq students (it closes
+    models (it would end the text) and ensured for seq2seq models (it closes
     the encoder input).
     """
-    from kpod.data.template import prompt
-
-    enc = tokenizer(prompt(question), add_special_tokens=True)
+    enc = tokenizer(text, add_special_tokens=True)
     ids = list(enc["input_ids"])
     eos = tokenizer.eos_token_id
     while ids and eos is not None and ids[-1] == eos:
@@ -47,6 +54,101 @@ def prompt_ids(tokenizer: Any, question: str, kind: str) -> list[int]:
             raise ValueError("seq2seq evaluation needs a tokenizer with an EOS token")
         ids.append(int(eos))
     return ids
+
+
+def prompt_ids(tokenizer: Any, question: str, kind: str) -> list[int]:
+    """Token ids of the template's prompt, as the prepared examples begin (see :func:`text_ids`)."""
+    from kpod.data.template import prompt
+
+    return text_ids(tokenizer, prompt(question), kind)
+
+
+class Generation(NamedTuple):
+    """One generated continuation with its token counts."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int  # up to and including the first EOS
+    finished: bool  # ended with EOS (False: cut at max_new_tokens)
+
+
+def generate_batched(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    kind: str | None = "auto",
+    batch_size: int = 16,
+    max_new_tokens: int = 256,
+    device: Any = None,
+    show_progress: bool = True,
+    on_batch: Callable[[list[int], list[Generation]], None] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+    desc: str = "greedy decoding",
+) -> list[Generation]:
+    """Batched generation from token-id prompts, in input order (greedy unless ``sampling``).
+
+    Prompts are sorted by length and padded on the left (causal) or right
+    (seq2seq). ``on_batch(indices, generations)`` is called after every batch.
+    ``sampling`` (e.g. ``{"do_sample": True, "temperature": 0.7}``) is passed to
+    ``model.generate`` in place of greedy decoding. Shared by ``kpod eval``
+    (:func:`generate_answers`) and ``kpod teacher`` (the local backend).
+    """
+    import torch
+
+    from kpod.training.collator import KpodCollator
+    from kpod.training.difficulty import resolve_kind
+
+    kind = resolve_kind(model, kind)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ValueError("the tokenizer defines neither a pad nor an EOS token")
+    eos = tokenizer.eos_token_id
+    order = np.argsort([-len(p) for p in prompts], kind="stable")
+    collate = KpodCollator(
+        pad_token_id=int(pad), padding_side="left" if kind == "causal" else "right"
+    )
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    decode: dict[str, Any] = {"do_sample": False, "num_beams": 1}
+    decode.update(sampling or {})
+    out: list[Generation] = [Generation("", 0, 0, False)] * len(prompts)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    progress: Any = batches
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(batches, desc=desc, unit="batch", leave=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for idx in progress:
+                batch = collate([{"input_ids": list(prompts[int(i)])} for i in idx])
+                gen = model.generate(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=int(pad),
+                    eos_token_id=eos,
+                    **decode,
+                )
+                if kind == "causal":
+                    gen = gen[:, batch["input_ids"].shape[1] :]
+                texts = tokenizer.batch_decode(gen, skip_special_tokens=True)
+                rows = gen[:, 1:] if kind == "seq2seq" else gen  # seq2seq: decoder start token
+                gens: list[Generation] = []
+                for i, text, row in zip(idx, texts, rows.tolist(), strict=True):
+                    ended = eos is not None and eos in row
+                    n = row.index(eos) + 1 if ended else len(row)
+                    gens.append(Generation(text, len(prompts[int(i)]), n, ended))
+                    out[int(i)] = gens[-1]
+                if on_batch is not None:
+                    on_batch([int(i) for i in idx], gens)
+    finally:
+        model.train(was_training)
+    return out
 
 
 def generate_answers(
@@ -66,55 +168,27 @@ def generate_answers(
     ``on_batch(indices, texts)`` is called after every batch (evaluate uses it to
     keep finished generations on disk).
     """
-    import torch
-
-    from kpod.training.collator import KpodCollator
     from kpod.training.difficulty import resolve_kind
 
     kind = resolve_kind(model, kind)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad is None:
-        raise ValueError("the tokenizer defines neither a pad nor an EOS token")
     prompts = [prompt_ids(tokenizer, q, kind) for q in questions]
-    order = np.argsort([-len(p) for p in prompts], kind="stable")
-    collate = KpodCollator(
-        pad_token_id=int(pad), padding_side="left" if kind == "causal" else "right"
-    )
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    out: list[str] = [""] * len(prompts)
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    progress: Any = batches
-    if show_progress:
-        from tqdm.auto import tqdm
 
-        progress = tqdm(batches, desc="greedy decoding", unit="batch", leave=False)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for idx in progress:
-                batch = collate([{"input_ids": prompts[int(i)]} for i in idx])
-                gen = model.generate(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    do_sample=False,
-                    num_beams=1,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=int(pad),
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-                if kind == "causal":
-                    gen = gen[:, batch["input_ids"].shape[1] :]
-                texts = tokenizer.batch_decode(gen, skip_special_tokens=True)
-                for i, text in zip(idx, texts, strict=True):
-                    out[int(i)] = text
-                if on_batch is not None:
-                    on_batch([int(i) for i in idx], list(texts))
-    finally:
-        model.train(was_training)
-    return out
+    def texts_only(indices: list[int], gens: list[Generation]) -> None:
+        if on_batch is not None:
+            on_batch(indices, [g.text for g in gens])
+
+    gens = generate_batched(
+        model,
+        tokenizer,
+        prompts,
+        kind=kind,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        show_progress=show_progress,
+        on_batch=texts_only,
+    )
+    return [g.text for g in gens]
 
 
 def _records(records: Any) -> list[Mapping[str, Any]]:

@@ -130,7 +130,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--warmup-steps", type=int, default=0, help="predictor warm-up steps")
-    ap.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    ap.add_argument("--bf16", default="auto", help="auto (native bf16 only), true or false")
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--init-keep", type=float, default=0.9)
@@ -189,7 +189,7 @@ def main() -> int:
         logging_steps=5,
         save_steps=10,
         save_total_limit=2,
-        bf16=not args.no_bf16,
+        bf16=args.bf16,
         use_cpu=True,
         dataloader_num_workers=0,
         seed=0,

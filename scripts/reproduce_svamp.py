@@ -119,7 +119,7 @@ def base_config(args: argparse.Namespace) -> dict:
             "per_device_train_batch_size": 8,
             "learning_rate": 5.0e-5,
             "warmup_steps": 10,
-            "bf16": True,
+            "bf16": "auto",
             "logging_steps": 10,
             "save_strategy": "epoch",
             "save_total_limit": 1,
@@ -196,12 +196,12 @@ def same_schedule(name: str, path: Path, kpod_dir: Path) -> dict | None:
     if len(logged) < len(preview):
         return None
     for mine_rec, kpod_rec in zip(preview, logged, strict=False):
-        if not np.array_equal(mine_rec["given_steps"], np.asarray(kpod_rec["given_steps"])):
+        if not np.array_equal(mine_rec.given_steps, np.asarray(kpod_rec["given_steps"])):
             return None
     return {
         "as": kpod_dir.name,
         "stages": len(preview),
-        "bound_stages": [r["stage"] for r in preview if r.get("bound")],
+        "bound_stages": [r.stage for r in preview if r.bound],
         "checked": "given-step count of every question at every stage 1..T",
     }
 

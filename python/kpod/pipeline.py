@@ -29,7 +29,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kpod.schedule import StageResult
 
 STEPS = (
     "data",
@@ -160,19 +163,6 @@ def _started_with(path: Path, fingerprint: str) -> bool:
         return False
 
 
-def _cpu_bf16(opts: dict[str, Any]) -> dict[str, Any]:
-    """bf16 asked for on a machine without CUDA means bf16 autocast on the CPU.
-
-    The Trainer refuses ``bf16`` without a GPU unless ``use_cpu`` is set; setting it
-    here keeps one config valid on both kinds of machine.
-    """
-    import torch
-
-    if opts.get("bf16") and not torch.cuda.is_available():
-        return {**opts, "use_cpu": True}
-    return opts
-
-
 def _file_digest(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -277,11 +267,15 @@ class Run:
         """The student (pretrained, or the distilled one at ``path``) in ``dtype``.
 
         Training always loads float32 master weights (bf16 comes from autocast);
-        inference steps take ``evaluation.dtype`` / ``difficulty.dtype``.
+        inference steps take ``evaluation.dtype`` / ``difficulty.dtype``, whose
+        ``auto`` (the default) is bfloat16 where the device computes it natively
+        and float32 elsewhere (:mod:`kpod.precision`).
         """
+        from kpod.precision import resolve_dtype
         from kpod.training.io import load_student
 
-        return load_student(path or self.config.student, kind=self.config.kind, dtype=dtype)
+        resolved = None if dtype is None else resolve_dtype(dtype)
+        return load_student(path or self.config.student, kind=self.config.kind, dtype=resolved)
 
     def load_dataset(self, step: str) -> Any:
         from kpod.training.io import load_prepared
@@ -370,7 +364,7 @@ class Run:
         opts.setdefault("student", self.config.student)
         opts.setdefault("seed", self.config.seed)
         opts["output_dir"] = str(out / "module")
-        cfg = WeightingConfig(**_cpu_bf16(opts))
+        cfg = WeightingConfig(**opts)
         ds = self.load_dataset("data")
         limit = self.config.weighting.get("max_examples")
         if limit and len(ds) > int(limit):
@@ -398,7 +392,7 @@ class Run:
         )
         ds = add_step_difficulty(
             ds,
-            self.student(dtype=self.config.difficulty.get("dtype")),
+            self.student(dtype=self.config.difficulty.get("dtype", "auto")),
             kind=self.config.kind,
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -425,7 +419,7 @@ class Run:
 
         e = self.config.evaluation
         sets = json.loads((self.step_dir("data") / "test_sets.json").read_text(encoding="utf-8"))
-        model = self.student(model_path, dtype=e.get("dtype"))
+        model = self.student(model_path, dtype=e.get("dtype", "auto"))
         evaluate_many(
             model,
             self.tokenizer,
@@ -461,7 +455,7 @@ class Run:
         opts.setdefault("seed", self.config.seed)
         opts["kind"] = self.config.kind
         opts["output_dir"] = str(out if out is not None else self.step_dir("train"))
-        return config_from_dict(_cpu_bf16(opts))
+        return config_from_dict(opts)
 
     def step_train(self, out: Path) -> None:
         from kpod.training.trainer import train_kpod
@@ -469,7 +463,7 @@ class Run:
         ds, cfg = self._train_inputs(out)
         train_kpod(self.student(), self.tokenizer, ds, cfg, out, resume_from_checkpoint=True)
 
-    def schedule_preview(self) -> list[dict[str, Any]]:
+    def schedule_preview(self) -> list[StageResult]:
         """Stages 1..T of the curriculum the train step will follow, computed without training.
 
         Needs the difficulty and clusters steps done. Records as in
@@ -495,7 +489,8 @@ class Run:
     def step_report(self, out: Path) -> None:
         import numpy as np
 
-        from kpod.report import StageRecord, write_report
+        from kpod.report import write_report
+        from kpod.schedule import StageResult
 
         def metrics_of(step: str) -> dict[str, Any]:
             p = self.step_dir(step) / "metrics.json"
@@ -514,9 +509,7 @@ class Run:
         stages = []
         if stages_path.is_file():
             for line in stages_path.read_text(encoding="utf-8").splitlines():
-                rec = json.loads(line)
-                if "budget" in rec and "difficulty" in rec:
-                    stages.append(StageRecord.from_dict(rec))
+                stages.append(StageResult.from_dict(json.loads(line)))
         clusters = np.asarray(
             json.loads((self.step_dir("clusters") / "clusters.json").read_text()), dtype=np.int64
         )
@@ -574,7 +567,7 @@ def run(
     return result
 
 
-def _print_schedule(records: list[dict[str, Any]], delta_steps: int) -> None:
+def _print_schedule(records: list[StageResult], delta_steps: int) -> None:
     """The previewed curriculum, one line per stage (``--until`` before training)."""
     if not records:
         print("kpod run: no progression (training.no_progression): every stage is full CoT")
@@ -583,8 +576,8 @@ def _print_schedule(records: list[dict[str, Any]], delta_steps: int) -> None:
     print("  stage        D(t)        H(t)  advanced/eligible  budget bound")
     for r in records:
         print(
-            f"  {r['stage']:>5} {r['budget']:>11.1f} {r['difficulty']:>11.1f} "
-            f"{len(r['selected']):>9}/{r.get('eligible', 0):<8} {'yes' if r.get('bound') else 'no'}"
+            f"  {r.stage:>5} {r.budget:>11.1f} {r.written:>11.1f} "
+            f"{len(r.selected):>9}/{r.eligible:<8} {'yes' if r.bound else 'no'}"
         )
     from kpod.training.trainer import slack_budget_warning
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kpod.precision import add_bf16_argument
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="mean token NLL per step (the w.o.-sig-dif ablation) instead of the weighted one",
     )
-    parser.add_argument("--bf16", action="store_true", help="score under bf16 autocast")
+    add_bf16_argument(parser, "score under bf16 autocast")
     parser.add_argument("--device", default=None, help="e.g. cuda:0; default cuda if available")
     parser.set_defaults(func=_run)
 
@@ -41,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from kpod.models import load_tokenizer
+    from kpod.precision import announce, resolve
     from kpod.training.difficulty import add_step_difficulty
     from kpod.training.io import load_prepared, load_student, save_prepared
 
@@ -49,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
     model = load_student(args.model, kind=args.kind)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
+    precision = resolve(args.bf16, use_cpu=torch.device(device).type == "cpu")
+    announce(precision, "step difficulties")
     data = add_step_difficulty(
         data,
         model,
@@ -57,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         pad_token_id=tok.pad_token_id,
         batch_size=args.batch_size,
         uniform=args.uniform,
-        autocast_dtype=torch.bfloat16 if args.bf16 else None,
+        autocast_dtype=torch.bfloat16 if precision.bf16 else None,
     )
     save_prepared(data, args.out)
     print(f"kpod difficulty: {len(data)} examples scored -> {args.out}")

@@ -41,6 +41,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="e.g. cuda:0; default cuda if available")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="weights dtype for decoding: auto (bfloat16 where the device computes it "
+        "natively, float32 elsewhere), float32, bfloat16 or float16",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -66,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     from kpod.data import read_records
     from kpod.evaluation import evaluate_many
     from kpod.models import load_tokenizer
+    from kpod.precision import resolve_dtype
     from kpod.training.io import load_student
 
     sets = {
@@ -73,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         for name, path in _sets(args.data).items()
     }
     tok = load_tokenizer(args.tokenizer or args.model)
-    model = load_student(args.model, kind=args.kind)
+    model = load_student(args.model, kind=args.kind, dtype=resolve_dtype(args.dtype))
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     results = evaluate_many(
         model,

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kpod.precision import add_bf16_argument, parse_setting
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -45,7 +47,7 @@ def register(subparsers: Any) -> None:
     tr.add_argument(
         "--warmup-steps", type=int, default=None, help="predictor warm-up steps (default 0)"
     )
-    tr.add_argument("--bf16", action="store_true", help="bf16 mixed precision")
+    add_bf16_argument(tr)
     tr.add_argument("--limit", type=int, default=None, help="train on the first N examples only")
     tr.set_defaults(func=_train)
 
@@ -123,8 +125,8 @@ def _train(args: argparse.Namespace) -> int:
         "predictor_warmup_steps": args.warmup_steps,
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
-    if args.bf16:
-        fields["bf16"] = True
+    if args.bf16 != "auto" or "bf16" not in fields:
+        fields["bf16"] = parse_setting(args.bf16)
     fields["output_dir"] = args.out
     config = WeightingConfig(**fields)
     data = load_prepared(args.data)

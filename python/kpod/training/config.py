@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from kpod.precision import apply_to_training_args
 from kpod.training.stages import TOKEN_WEIGHT_NORMS
 
 __all__ = ["ABLATIONS", "KpodConfig", "config_from_dict", "load_config"]
@@ -165,9 +166,10 @@ class KpodConfig(TrainingArguments):
     bf16: bool | None = field(  # type: ignore[assignment]
         default=None,
         metadata={
-            "help": "bfloat16 mixed precision. Default: on where the accelerator supports it "
-            "(CUDA with bf16), off on CPU (where it is allowed and about 2x faster for a 135M "
-            "student, but changes numerics; set it explicitly)."
+            "help": "bfloat16 mixed precision: true, false or 'auto' (None = auto, the default): "
+            "bf16 where the device computes it natively (CUDA with bf16; a CPU with AVX512-BF16 "
+            "or AMX), float32 elsewhere. true on a CPU without native bf16 warns: it is emulated "
+            "there and dozens of times slower (kpod.precision)."
         },
     )
     prediction_loss_only: bool = field(
@@ -186,8 +188,7 @@ class KpodConfig(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        if self.bf16 is None:
-            self.bf16 = not self.fp16 and not self.use_cpu and _cuda_bf16()
+        apply_to_training_args(self, "training")
         super().__post_init__()
         if self.kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"kind must be 'auto', 'causal' or 'seq2seq', got {self.kind!r}")
@@ -257,12 +258,6 @@ class KpodConfig(TrainingArguments):
     def plain_cot(self) -> bool:
         """True when training reduces to plain CoT distillation (equal weights, no progression)."""
         return self.equal_token_weights and self.no_progression
-
-
-def _cuda_bf16() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def load_config(path: str | Path, **overrides: Any) -> KpodConfig:

@@ -18,6 +18,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from kpod.precision import apply_to_training_args
 from kpod.weighting.module import (
     PAD,
     KeypointWeighting,
@@ -119,6 +120,17 @@ class WeightingConfig(TrainingArguments):
         default=False, metadata={"help": "Must stay False: the collator reads step_ids."}
     )
     report_to: Any = field(default="none", metadata={"help": "Logging integrations."})
+    bf16: bool | None = field(  # type: ignore[assignment]
+        default=None,
+        metadata={
+            "help": "bfloat16 mixed precision: true, false or 'auto' (None = auto, the default): "
+            "bf16 where the device computes it natively, float32 elsewhere (kpod.precision)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        apply_to_training_args(self, "the weighting module")
+        super().__post_init__()
 
 
 @dataclass

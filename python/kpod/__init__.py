@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 __all__ = ["Curriculum", "Selection", "StageResult", "__version__", "select"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from kpod.schedule import Curriculum, Selection, StageResult, select
+
+    __version__: str
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +25,13 @@ def __getattr__(name: str) -> Any:
         from kpod import schedule
 
         return getattr(schedule, name)
+    if name == "__version__":
+        # Declared once, in Cargo.toml; maturin copies it into the package
+        # metadata (pyproject.toml's version is dynamic).
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("kpod")
+        except PackageNotFoundError:  # pragma: no cover - a source tree never installed
+            return "0+unknown"
     raise AttributeError(f"module 'kpod' has no attribute {name!r}")

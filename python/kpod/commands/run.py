@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import yaml
-
 
 def _override(text: str) -> tuple[str, Any]:
+    # yaml is in the `train` extra: imported here, not at module import, so that
+    # `kpod --help` works on a numpy-only install (kpod.cli names the extra).
+    import yaml
+
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE (dotted key), got {text!r}")
     key, value = text.split("=", 1)

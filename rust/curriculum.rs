@@ -59,6 +59,14 @@ pub struct StageResult {
     pub written: f64,
     /// Whether the stage was skipped because D(t) <= H(t-1).
     pub skipped: bool,
+    /// Questions that could move a step at this stage (given steps > 0
+    /// before it).
+    pub eligible: u64,
+    /// Whether the budget held some of them back (`selected` < `eligible`).
+    /// Only a bound stage lets the difficulties, beta and the clusters shape
+    /// the schedule; after stage T every eligible question moves, so it is
+    /// false there.
+    pub bound: bool,
 }
 
 /// A resumable snapshot of the mutable part of a [`Curriculum`].
@@ -288,7 +296,9 @@ impl Curriculum {
         costs.clear();
         costs.reserve(self.given.len());
         let mut start = 0usize;
+        let mut eligible = 0u64;
         for (&c, &n_i) in self.given.iter().zip(&self.steps) {
+            eligible += u64::from(c > 0);
             costs.push(if c > 0 {
                 let hi = start + c as usize;
                 let lo = start + c.saturating_sub(step) as usize;
@@ -334,6 +344,7 @@ impl Curriculum {
             self.written + added
         };
         self.stage = t;
+        let bound = (selected.len() as u64) < eligible;
         Ok(StageResult {
             stage: t,
             selected,
@@ -345,7 +356,34 @@ impl Curriculum {
             budget: d_t,
             written: self.written,
             skipped,
+            eligible,
+            bound,
         })
+    }
+
+    /// Replaces the step difficulties (same questions, same step counts),
+    /// keeping the stage and every c_i; B and H are recomputed from the new
+    /// difficulties as at construction. Later stages budget and cost with
+    /// the new values (re-scoring by the current student).
+    pub fn rescore(&mut self, step_difficulty: Vec<f64>) -> Result<()> {
+        check_len(
+            "step_difficulty",
+            step_difficulty.len(),
+            self.difficulty.len(),
+            "the curriculum's step_offsets",
+        )?;
+        check_nonneg_finite("step_difficulty", &step_difficulty)?;
+        let total: f64 = step_difficulty.iter().sum();
+        if !total.is_finite() {
+            return Err(Error::InvalidOption {
+                arg: "step_difficulty",
+                message: "the sum overflows float64; rescale the array".to_string(),
+            });
+        }
+        self.difficulty = step_difficulty;
+        self.total = total;
+        self.written = self.written_from_scratch();
+        Ok(())
     }
 
     /// Snapshot for [`Curriculum::load_state`].
@@ -458,6 +496,40 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(b.advance().unwrap(), c.advance().unwrap());
         }
+    }
+
+    #[test]
+    fn eligible_and_bound() {
+        let (d, off, cl) = toy();
+        let mut a = Curriculum::new(d, &off, &cl, cfg(6)).unwrap();
+        let mut bound_seen = false;
+        for _ in 0..8 {
+            let before = a.given_steps();
+            let r = a.advance().unwrap();
+            let eligible = before.iter().filter(|&&c| c > 0).count() as u64;
+            assert_eq!(r.eligible, eligible);
+            assert_eq!(r.bound, (r.selected.len() as u64) < eligible);
+            if r.stage > 6 {
+                assert!(!r.bound);
+            }
+            bound_seen |= r.bound;
+        }
+        assert!(bound_seen);
+    }
+
+    #[test]
+    fn rescore_keeps_progress() {
+        let (d, off, cl) = toy();
+        let mut a = Curriculum::new(d.clone(), &off, &cl, cfg(6)).unwrap();
+        a.advance().unwrap();
+        let given = a.given_steps();
+        let new: Vec<f64> = d.iter().map(|x| 2.0 * x).collect();
+        a.rescore(new.clone()).unwrap();
+        assert_eq!((a.stage(), a.given_steps()), (1, given));
+        let fresh = Curriculum::new(new.clone(), &off, &cl, cfg(6)).unwrap();
+        assert_eq!(a.total(), fresh.total());
+        assert_eq!(a.written(), a.written_from_scratch());
+        assert!(a.rescore(new[1..].to_vec()).is_err());
     }
 
     #[test]

@@ -8,8 +8,9 @@
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::curriculum::{Curriculum, CurriculumConfig, CurriculumState};
+use crate::curriculum::{Curriculum, CurriculumConfig, CurriculumState, StageResult};
 use crate::error::Error;
 use crate::objective::{Concave, DenseClusters, Problem};
 use crate::select::{select as core_select, Algorithm, Options};
@@ -102,20 +103,212 @@ struct PyCurriculum {
     inner: Curriculum,
 }
 
-/// (stage, selected, given_steps, budget_increase, difficulty_added, value,
-///  evaluations, budget, written, skipped)
-type StageOut<'py> = (
-    u32,
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<i64>>,
-    f64,
-    f64,
-    f64,
-    u64,
-    f64,
-    f64,
-    bool,
-);
+/// One curriculum stage, the record every consumer reads: `advance()`
+/// returns it, the trainer logs it, `kpod_stages.jsonl` holds its
+/// `to_dict()` one per line, and the report reads it back with `from_dict`.
+/// Immutable; `selected` and `given_steps` come out as fresh int64 arrays.
+#[pyclass(module = "kpod._kpod", name = "StageResult", frozen, eq)]
+#[derive(PartialEq)]
+struct PyStageResult {
+    inner: StageResult,
+}
+
+/// The keys of `to_dict()`, in its order.
+const STAGE_KEYS: [&str; 12] = [
+    "stage",
+    "selected",
+    "given_steps",
+    "budget_increase",
+    "difficulty_added",
+    "value",
+    "evaluations",
+    "budget",
+    "written",
+    "skipped",
+    "eligible",
+    "bound",
+];
+
+/// int64 values from a numpy int64 array (one copy) or any sequence of ints.
+fn int_vec(arg: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+    if let Ok(a) = x.extract::<PyReadonlyArray1<'_, i64>>() {
+        return Ok(a.as_array().to_vec());
+    }
+    x.extract::<Vec<i64>>()
+        .map_err(|e| PyValueError::new_err(format!("{arg} must be a sequence of integers: {e}")))
+}
+
+#[pymethods]
+impl PyStageResult {
+    #[new]
+    #[pyo3(signature = (*, stage, selected, given_steps, budget_increase, difficulty_added, value, evaluations, budget, written, skipped, eligible, bound))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        stage: u32,
+        selected: &Bound<'_, PyAny>,
+        given_steps: &Bound<'_, PyAny>,
+        budget_increase: f64,
+        difficulty_added: f64,
+        value: f64,
+        evaluations: u64,
+        budget: f64,
+        written: f64,
+        skipped: bool,
+        eligible: u64,
+        bound: bool,
+    ) -> PyResult<Self> {
+        Ok(PyStageResult {
+            inner: StageResult {
+                stage,
+                selected: int_vec("selected", selected)?,
+                given_steps: int_vec("given_steps", given_steps)?,
+                budget_increase,
+                difficulty_added,
+                value,
+                evaluations,
+                budget,
+                written,
+                skipped,
+                eligible,
+                bound,
+            },
+        })
+    }
+
+    /// The record from a `to_dict()` mapping (a `kpod_stages.jsonl` line).
+    #[staticmethod]
+    fn from_dict(d: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = d.py();
+        let kwargs = PyDict::new(py);
+        for key in STAGE_KEYS {
+            let v = d.get_item(key).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "StageResult.from_dict: missing key {key:?}; a stage record has {}",
+                    STAGE_KEYS.join(", ")
+                ))
+            })?;
+            kwargs.set_item(key, v)?;
+        }
+        let cls = py.get_type::<PyStageResult>();
+        let obj = cls.call((), Some(&kwargs)).map_err(|e| {
+            PyValueError::new_err(format!("StageResult.from_dict: {}", e.value(py)))
+        })?;
+        Ok(PyStageResult {
+            inner: obj.cast::<PyStageResult>()?.get().inner.clone(),
+        })
+    }
+
+    /// JSON-ready dict: ints, floats, bools, and the two arrays as lists of
+    /// ints. `from_dict` reads it back unchanged (floats round-trip through
+    /// JSON exactly).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = &self.inner;
+        let d = PyDict::new(py);
+        d.set_item("stage", r.stage)?;
+        d.set_item("selected", PyList::new(py, &r.selected)?)?;
+        d.set_item("given_steps", PyList::new(py, &r.given_steps)?)?;
+        d.set_item("budget_increase", r.budget_increase)?;
+        d.set_item("difficulty_added", r.difficulty_added)?;
+        d.set_item("value", r.value)?;
+        d.set_item("evaluations", r.evaluations)?;
+        d.set_item("budget", r.budget)?;
+        d.set_item("written", r.written)?;
+        d.set_item("skipped", r.skipped)?;
+        d.set_item("eligible", r.eligible)?;
+        d.set_item("bound", r.bound)?;
+        Ok(d)
+    }
+
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let from_dict = py.get_type::<PyStageResult>().getattr("from_dict")?;
+        Ok((from_dict, PyTuple::new(py, [self.to_dict(py)?])?))
+    }
+
+    fn __repr__(&self) -> String {
+        let r = &self.inner;
+        let b = |x: bool| if x { "True" } else { "False" };
+        format!(
+            "StageResult(stage={}, selected=<{} questions>, given_steps=<{} questions>, \
+             budget_increase={:?}, difficulty_added={:?}, value={:?}, evaluations={}, \
+             budget={:?}, written={:?}, skipped={}, eligible={}, bound={})",
+            r.stage,
+            r.selected.len(),
+            r.given_steps.len(),
+            r.budget_increase,
+            r.difficulty_added,
+            r.value,
+            r.evaluations,
+            r.budget,
+            r.written,
+            b(r.skipped),
+            r.eligible,
+            b(r.bound),
+        )
+    }
+
+    #[getter]
+    fn stage(&self) -> u32 {
+        self.inner.stage
+    }
+
+    #[getter]
+    fn selected<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        PyArray1::from_slice(py, &self.inner.selected)
+    }
+
+    #[getter]
+    fn given_steps<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        PyArray1::from_slice(py, &self.inner.given_steps)
+    }
+
+    #[getter]
+    fn budget_increase(&self) -> f64 {
+        self.inner.budget_increase
+    }
+
+    #[getter]
+    fn difficulty_added(&self) -> f64 {
+        self.inner.difficulty_added
+    }
+
+    #[getter]
+    fn value(&self) -> f64 {
+        self.inner.value
+    }
+
+    #[getter]
+    fn evaluations(&self) -> u64 {
+        self.inner.evaluations
+    }
+
+    #[getter]
+    fn budget(&self) -> f64 {
+        self.inner.budget
+    }
+
+    #[getter]
+    fn written(&self) -> f64 {
+        self.inner.written
+    }
+
+    #[getter]
+    fn skipped(&self) -> bool {
+        self.inner.skipped
+    }
+
+    #[getter]
+    fn eligible(&self) -> u64 {
+        self.inner.eligible
+    }
+
+    #[getter]
+    fn bound(&self) -> bool {
+        self.inner.bound
+    }
+}
 
 /// (stage, given_steps, written, total)
 type StateOut<'py> = (u32, Bound<'py, PyArray1<i64>>, f64, f64);
@@ -154,21 +347,21 @@ impl PyCurriculum {
         Ok(PyCurriculum { inner })
     }
 
-    fn advance<'py>(&mut self, py: Python<'py>) -> PyResult<StageOut<'py>> {
+    fn advance(&mut self, py: Python<'_>) -> PyResult<PyStageResult> {
         let inner = &mut self.inner;
         let r = py.detach(|| inner.advance())?;
-        Ok((
-            r.stage,
-            r.selected.into_pyarray(py),
-            r.given_steps.into_pyarray(py),
-            r.budget_increase,
-            r.difficulty_added,
-            r.value,
-            r.evaluations,
-            r.budget,
-            r.written,
-            r.skipped,
-        ))
+        Ok(PyStageResult { inner: r })
+    }
+
+    fn rescore(
+        &mut self,
+        py: Python<'_>,
+        step_difficulty: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<()> {
+        let d = slice("step_difficulty", &step_difficulty)?.to_vec();
+        let inner = &mut self.inner;
+        py.detach(|| inner.rescore(d))?;
+        Ok(())
     }
 
     fn budget(&self, t: u64) -> f64 {
@@ -227,6 +420,7 @@ impl PyCurriculum {
 fn _kpod(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(select, m)?)?;
     m.add_class::<PyCurriculum>()?;
+    m.add_class::<PyStageResult>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -329,7 +329,16 @@ def stage_table(delta_steps: int) -> str:
     whose stages record eligibility ("" when none does: runs without progression)."""
     rows = []
     for rec in _records(delta_steps):
-        stages = [st for st in rec.get("stages") or [] if st.get("eligible") is not None]
+        training = (rec.get("config") or {}).get("training") or {}
+        # T (KpodConfig.num_stages); stages after T move every question and are not shown.
+        last = training.get("stages") or max(1, int(training.get("num_train_epochs", 2)) // 2)
+        stages = [
+            st
+            for st in rec.get("stages") or []
+            if st.get("eligible") is not None
+            and st["stage"] <= last
+            and not training.get("no_progression")
+        ]
         cells = [
             f"{st['advanced']} / {st['eligible']}" + (" (bound)" if st.get("bound") else "")
             for st in stages

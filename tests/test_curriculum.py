@@ -222,3 +222,66 @@ def test_empty_corpus_and_questions_without_steps() -> None:
     cur = kpod.Curriculum([1.0], [0, 0, 1], [0, 0], stages=1)
     assert cur.given_steps.tolist() == [0, 0]
     assert cur.advance().selected.size == 0
+
+
+def test_stage_record_eligible_bound_and_its_one_serialisation() -> None:
+    import copy
+    import json
+
+    d, off, cl = corpus(3, n=60)
+    cur = kpod.Curriculum(d, off, cl, stages=4, delta_steps=1)
+    given = cur.given_steps
+    for _ in range(6):
+        r = cur.advance()
+        # eligible: questions with given steps before the stage; bound: some held back
+        assert r.eligible == int(np.count_nonzero(given))
+        assert r.bound == (r.selected.size < r.eligible)
+        if r.stage > 4:
+            assert not r.bound and r.selected.size == r.eligible
+        line = json.dumps(r.to_dict())  # JSON-ready as it is
+        back = kpod.StageResult.from_dict(json.loads(line))
+        assert back == r and back.written.hex() == r.written.hex()
+        assert back.to_dict() == r.to_dict()
+        assert pickle.loads(pickle.dumps(r)) == r == copy.deepcopy(r)
+        assert isinstance(r.to_dict()["selected"], list)
+        assert r.selected.dtype == np.int64 and r.given_steps.dtype == np.int64
+        given = r.given_steps
+    assert repr(r).startswith(f"StageResult(stage={r.stage}, selected=<")
+    assert f"eligible={r.eligible}, bound={r.bound})" in repr(r)
+    with pytest.raises(AttributeError):
+        r.stage = 1  # type: ignore[misc]
+    r.given_steps[:] = 99  # a copy: the record does not change
+    assert (r.given_steps != 99).all()
+    with pytest.raises(ValueError, match='missing key "written"'):
+        kpod.StageResult.from_dict({k: v for k, v in r.to_dict().items() if k != "written"})
+    with pytest.raises(ValueError, match="selected"):
+        kpod.StageResult.from_dict({**r.to_dict(), "selected": ["a"]})
+
+
+def test_budget_never_bound_reads_stage_records() -> None:
+    from kpod.schedule import budget_never_bound
+
+    d, off, cl = corpus(4, n=60)
+    slack = run_all(kpod.Curriculum(d, off, cl, stages=1), 2)  # D(1) = B: all move
+    assert budget_never_bound(slack)
+    tight = run_all(kpod.Curriculum(d, off, cl, stages=8), 8)
+    assert any(r.bound for r in tight) and not budget_never_bound(tight)
+    assert not budget_never_bound([])
+
+
+def test_rescore_keeps_progress_and_recomputes_totals() -> None:
+    d, off, cl = corpus(6, n=80)
+    cur = kpod.Curriculum(d, off, cl, stages=5)
+    run_all(cur, 2)
+    given = cur.given_steps
+    new = d[::-1].copy()
+    cur.rescore(new)
+    assert cur.stage == 2 and np.array_equal(cur.given_steps, given)
+    assert cur.total_difficulty == kpod.Curriculum(new, off, cl, stages=5).total_difficulty
+    h = sum(new[off[i] + given[i] : off[i + 1]].sum() for i in range(len(given)))
+    assert math.isclose(cur.written, h, rel_tol=1e-12)
+    assert cur.advance().stage == 3
+    with pytest.raises(ValueError, match="step_difficulty"):
+        cur.rescore(new[1:])
+    with pytest.raises(ValueError, match=r"step_difficulty\[0\]"):
+        cur.rescore(np.concatenate([[-1.0], new[1:]]))

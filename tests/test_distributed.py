@@ -43,7 +43,7 @@ WORKER = textwrap.dedent(
         json.dump({
             "world": trainer.args.world_size,
             "steps": trainer.state.global_step,
-            "history": [[h["stage"], h["selected"].tolist(), h["given_steps"].tolist()]
+            "history": [[h.stage, h.selected.tolist(), h.given_steps.tolist()]
                         for h in trainer.schedule.history],
             "seen": seen,
             "params": [float(p.double().sum()) for p in trainer.model.parameters()],

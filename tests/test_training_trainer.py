@@ -105,8 +105,8 @@ def test_loss_decreases(kind: str, tok: Any, data: Any, tmp_path: Path) -> None:
     assert after < before - 0.5, (before, after)
     # one stage per epoch; stages 1..T progressive, then everything written
     hist = trainer.schedule.history
-    assert [h["stage"] for h in hist] == list(range(1, 7))
-    assert all((h["given_steps"] == 0).all() for h in hist[3:])
+    assert [h.stage for h in hist] == list(range(1, 7))
+    assert all((h.given_steps == 0).all() for h in hist[3:])
     lines = (tmp_path / "kpod_stages.jsonl").read_text().splitlines()
     assert [json.loads(x)["stage"] for x in lines] == list(range(1, 7))
 
@@ -130,14 +130,14 @@ def test_stage_data_follow_the_schedule(tok: Any, data: Any, tmp_path: Path) -> 
     n = np.asarray(data["n_steps"])
     trainer.train()
     hist = trainer.schedule.history
-    assert seen == [h["given_steps"].tolist() for h in hist]
+    assert seen == [h.given_steps.tolist() for h in hist]
     # stage 1 starts from c_i(0) = n_i - 1 and only moves selected questions, by delta_s = 1
     c0 = n - 1
     moved = np.zeros_like(c0)
-    moved[hist[0]["selected"]] = 1
-    assert (hist[0]["given_steps"] == np.maximum(c0 - moved, 0)).all()
+    moved[hist[0].selected] = 1
+    assert (hist[0].given_steps == np.maximum(c0 - moved, 0)).all()
     for prev, cur in itertools.pairwise(hist):
-        assert (cur["given_steps"] <= prev["given_steps"]).all()
+        assert (cur.given_steps <= prev.given_steps).all()
 
 
 def _trainer_for(flags: dict[str, Any], tok: Any, data: Any, tmp_path: Path) -> KpodTrainer:
@@ -293,8 +293,7 @@ def test_resume_equals_uninterrupted(
     assert _Recorder.advances == 2
     assert resumed.schedule.stage == full.schedule.stage == 4
     for a, b in zip(full.schedule.history, resumed.schedule.history, strict=True):
-        assert a["selected"].tolist() == np.asarray(b["selected"]).tolist()
-        assert a["given_steps"].tolist() == np.asarray(b["given_steps"]).tolist()
+        assert a == b  # the whole record, floats bit for bit
     sa, sb = full.model.state_dict(), resumed.model.state_dict()
     for name in sa:
         torch.testing.assert_close(sa[name], sb[name], rtol=1e-5, atol=1e-6)
@@ -479,21 +478,21 @@ def test_stage_records_say_whether_the_budget_bound(tmp_path: Path) -> None:
     assert slack.stage == 0 and len(preview) == 2  # the preview leaves the schedule alone
     given = np.maximum(np.asarray(n_steps) - 1, 0)
     for rec in preview:
-        assert rec["eligible"] == int(np.count_nonzero(given))
-        assert rec["bound"] is False and len(rec["selected"]) == rec["eligible"]
-        given = rec["given_steps"]
+        assert rec.eligible == int(np.count_nonzero(given))
+        assert rec.bound is False and len(rec.selected) == rec.eligible
+        given = rec.given_steps
     msg = slack_budget_warning(preview, stages=2, delta_steps=1)
     assert msg is not None and "binds at none of the 2 stages" in msg
     # The same schedule whatever the difficulties and beta: the warning's claim.
     other = _schedule(n_steps, [d[::-1] for d in diffs], tmp_path, stages=2, beta=0.0)
     for a, b in zip(preview, other.preview(), strict=True):
-        assert np.array_equal(a["given_steps"], b["given_steps"])
+        assert np.array_equal(a.given_steps, b.given_steps)
 
     # Many stages: the budget limits some stage, and then no warning.
     tight = _schedule(n_steps, diffs, tmp_path, stages=10, num_train_epochs=20).preview()
-    assert any(r["bound"] for r in tight)
+    assert any(r.bound for r in tight)
     for rec in tight:
-        assert rec["bound"] == (len(rec["selected"]) < rec["eligible"])
+        assert rec.bound == (len(rec.selected) < rec.eligible)
     assert slack_budget_warning(tight, stages=10, delta_steps=1) is None
     # Nothing to schedule (single-step rationales), and no progression: no warning.
     ones = _schedule([1, 1], [[1.0], [2.0]], tmp_path, stages=2).preview()

@@ -12,55 +12,28 @@ import html
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kpod.schedule import budget_never_bound
+from kpod.schedule import StageResult, budget_never_bound
 
 
-@dataclass(frozen=True)
-class StageRecord:
-    """One curriculum stage as the report needs it."""
-
-    stage: int
-    budget: float  # D(t): the global difficulty budget after this stage
-    difficulty: float  # H(t): difficulty the students write after this stage
-    given_steps: np.ndarray  # per question, leading steps given as input after this stage
-    selected: np.ndarray  # question indices advanced at this stage
-    eligible: int | None = None  # questions that could advance (stages 1..T)
-    bound: bool | None = None  # whether the budget held some of them back
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StageRecord:
-        return cls(
-            stage=int(d["stage"]),
-            budget=float(d["budget"]),
-            difficulty=float(d["difficulty"]),
-            given_steps=np.asarray(d["given_steps"], dtype=np.int64),
-            selected=np.asarray(d["selected"], dtype=np.int64),
-            eligible=None if d.get("eligible") is None else int(d["eligible"]),
-            bound=None if d.get("bound") is None else bool(d["bound"]),
-        )
-
-
-def stage_table(stages: Sequence[StageRecord]) -> str:
+def stage_table(stages: Sequence[StageResult]) -> str:
     """HTML table of the stages: D(t), H(t), advanced / eligible, whether the budget bound."""
     rows = [
         "<table id='stages'><tr><th>stage</th><th>D(t)</th><th>H(t)</th>"
         "<th>advanced</th><th>eligible</th><th>budget bound</th></tr>"
     ]
     for s in stages:
-        bound = "" if s.bound is None else ("yes" if s.bound else "no")
-        eligible = "" if s.eligible is None else str(s.eligible)
         rows.append(
-            f"<tr><td>{s.stage}</td><td>{s.budget:.1f}</td><td>{s.difficulty:.1f}</td>"
-            f"<td>{s.selected.size}</td><td>{eligible}</td><td>{bound}</td></tr>"
+            f"<tr><td>{s.stage}</td><td>{s.budget:.1f}</td><td>{s.written:.1f}</td>"
+            f"<td>{s.selected.size}</td><td>{s.eligible}</td>"
+            f"<td>{'yes' if s.bound else 'no'}</td></tr>"
         )
     rows.append("</table>")
-    if budget_never_bound({"bound": s.bound, "eligible": s.eligible} for s in stages):
+    if budget_never_bound(stages):
         rows.append(
             "<p><b>The budget bound at no stage:</b> every question that could advance did, "
             "so the step difficulties, beta and the clusters did not shape this schedule "
@@ -78,7 +51,7 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def curriculum_figures(stages: Sequence[StageRecord], clusters: np.ndarray) -> dict[str, str]:
+def curriculum_figures(stages: Sequence[StageResult], clusters: np.ndarray) -> dict[str, str]:
     """Base64 PNGs: budget vs difficulty, given-steps histograms, selections per cluster."""
     import matplotlib
 
@@ -92,7 +65,7 @@ def curriculum_figures(stages: Sequence[StageRecord], clusters: np.ndarray) -> d
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(t, [s.budget for s in stages], "o-", label="budget D(t)")
-    ax.plot(t, [s.difficulty for s in stages], "s--", label="written difficulty H(t)")
+    ax.plot(t, [s.written for s in stages], "s--", label="written difficulty H(t)")
     ax.set_xlabel("stage t")
     ax.set_ylabel("difficulty")
     ax.legend()
@@ -138,7 +111,7 @@ def write_report(
     *,
     title: str,
     metrics: Mapping[str, Any],
-    stages: Sequence[StageRecord],
+    stages: Sequence[StageResult],
     clusters: np.ndarray,
     token_weight_html: str | None = None,
 ) -> Path:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -36,15 +36,25 @@ __all__ = [
     "select",
 ]
 
-Algorithm = Literal["threshold", "greedy_max", "density"]
 ALGORITHMS: tuple[str, ...] = ("threshold", "greedy_max", "density")
 Concave = Literal["sqrt", "log1p"] | tuple[Literal["power"], float]
 ArrayLike = npt.ArrayLike
 
 _STATE_FORMAT = "kpod.Curriculum/1"
 
+if TYPE_CHECKING:
+    from kpod._kpod import StageResult
+
 
 _NATIVE: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    # StageResult is the native record itself; resolved on first use so that
+    # importing this module does not need the native build.
+    if name == "StageResult":
+        return _native().StageResult
+    raise AttributeError(f"module 'kpod.schedule' has no attribute {name!r}")
 
 
 def _native() -> Any:
@@ -86,21 +96,6 @@ def _array(name: str, x: Any, kind: Literal["float", "int"]) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-def _nonneg_finite(name: str, a: np.ndarray) -> None:
-    ok = np.isfinite(a) & (a >= 0)
-    if not ok.all():
-        i = int(np.argmin(ok))
-        raise ValueError(
-            f"{name}[{i}] is {a[i]!r}; every element of {name} must be finite and >= 0"
-        )
-
-
-def _nonneg_ids(name: str, a: np.ndarray) -> None:
-    if a.size and a.min() < 0:
-        i = int(np.argmax(a < 0))
-        raise ValueError(f"{name}[{i}] is {int(a[i])}; cluster ids must be integers >= 0")
-
-
 def _scalar(
     name: str,
     x: Any,
@@ -110,11 +105,7 @@ def _scalar(
     hi: float = math.inf,
     hi_open: bool = False,
 ) -> float:
-    # float and int (the usual arguments) skip the slower ABC check.
-    if type(x) is not float and type(x) is not int:
-        if isinstance(x, bool) or not isinstance(x, numbers.Real):
-            raise ValueError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
-    v = float(x)
+    v = _real(name, x)
     too_low = v <= lo if lo_open else v < lo
     too_high = v >= hi if hi_open else v > hi
     if math.isnan(v) or too_low or too_high or (math.isinf(v) and hi == math.inf):
@@ -124,7 +115,16 @@ def _scalar(
     return v
 
 
-def _int(name: str, x: Any, lo: int, hi: int = 2**32 - 1) -> int:
+def _real(name: str, x: Any) -> float:
+    """``x`` as a float, or ValueError if it is not a real number (its range is the core's check)."""
+    if type(x) is not float and type(x) is not int:
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+            raise ValueError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
+    return float(x)
+
+
+def _int(name: str, x: Any, lo: int = 0, hi: int = 2**32 - 1) -> int:
+    """``x`` as an int in what the core's integer type holds (its domain is the core's check)."""
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {type(x).__name__} {x!r}")
     if not lo <= int(x) <= hi:
@@ -146,6 +146,12 @@ def _concave(concave: Any) -> tuple[str, float]:
     raise ValueError(
         f'concave must be "sqrt", "log1p" or ("power", q) with q in (0, 1], got {concave!r}'
     )
+
+
+def _text(name: str, x: Any) -> str:
+    if not isinstance(x, str):
+        raise ValueError(f"{name} must be a string, got {type(x).__name__} {x!r}")
+    return x
 
 
 def _algorithm(algorithm: Any) -> str:
@@ -224,32 +230,6 @@ def select(
 # ----------------------------------------------------------------------------- curriculum
 
 
-@dataclass(frozen=True)
-class StageResult:
-    """What one :meth:`Curriculum.advance` did (kpod-method section 4)."""
-
-    stage: int
-    """The stage t that ran (1-based)."""
-    selected: np.ndarray
-    """Questions (int64) whose given steps shrank this stage, in pick order."""
-    given_steps: np.ndarray
-    """c_i(t) of every question after the stage (int64)."""
-    budget_increase: float
-    """dD(t) = D(t) - H(t-1), the stage's knapsack budget (<= 0: skipped)."""
-    difficulty_added: float
-    """dH = H(t) - H(t-1), the difficulty of the steps that moved."""
-    value: float
-    """F of the selected set."""
-    evaluations: int
-    """Marginal-gain evaluations of the solver."""
-    budget: float
-    """D(t), the difficulty budget of Eq. 10."""
-    written: float
-    """H(t), the total difficulty of the steps the student writes (Eq. 9)."""
-    skipped: bool
-    """Whether the stage was skipped because D(t) <= H(t-1)."""
-
-
 class Curriculum:
     """The KPOD progressive schedule: c_i(t) given steps per question, in Rust.
 
@@ -278,31 +258,19 @@ class Curriculum:
         eps: float = 0.1,
         algorithm: str = "threshold",
     ) -> None:
+        # Types and layout are settled here; every value (step difficulties,
+        # offsets, cluster ids, the knobs' ranges) is checked once, by the core.
         d = _array("step_difficulty", step_difficulty, "float")
         o = _array("step_offsets", step_offsets, "int")
         k = _array("clusters", clusters, "int")
-        _nonneg_finite("step_difficulty", d)
-        if o.shape[0] == 0:
-            raise ValueError("step_offsets must have length n_questions + 1 (at least [0])")
-        if o[0] != 0 or o[-1] != d.shape[0] or (np.diff(o) < 0).any():
-            raise ValueError(
-                "step_offsets must be non-decreasing CSR offsets from 0 to "
-                f"len(step_difficulty) = {d.shape[0]}; got first {int(o[0])}, last {int(o[-1])}"
-            )
-        if k.shape[0] != o.shape[0] - 1:
-            raise ValueError(
-                f"clusters has length {k.shape[0]} but step_offsets describes "
-                f"{o.shape[0] - 1} questions"
-            )
-        _nonneg_ids("clusters", k)
         self._config: dict[str, Any] = {
-            "stages": _int("stages", stages, 1),
-            "p": _scalar("p", p, -1.0, lo_open=True),
-            "c0": _scalar("c0", c0, 0.0, hi=1.0),
-            "beta": _scalar("beta", beta, 0.0),
-            "delta_steps": _int("delta_steps", delta_steps, 1),
-            "eps": _scalar("eps", eps, 0.0, lo_open=True, hi=1.0, hi_open=True),
-            "algorithm": _algorithm(algorithm),
+            "stages": _int("stages", stages),
+            "p": _real("p", p),
+            "c0": _real("c0", c0),
+            "beta": _real("beta", beta),
+            "delta_steps": _int("delta_steps", delta_steps),
+            "eps": _real("eps", eps),
+            "algorithm": _text("algorithm", algorithm),
         }
         self._inner = _native().Curriculum(d, o, k, **self._config)
 
@@ -341,22 +309,18 @@ class Curriculum:
         return float(self._inner.budget(_int("t", t, 0, 2**63 - 1)))
 
     def advance(self) -> StageResult:
-        """Runs the next stage and returns what it did."""
-        (stage, selected, given, inc, added, value, evals, budget, written, skipped) = (
-            self._inner.advance()
-        )
-        return StageResult(
-            stage=int(stage),
-            selected=selected,
-            given_steps=given,
-            budget_increase=float(inc),
-            difficulty_added=float(added),
-            value=float(value),
-            evaluations=int(evals),
-            budget=float(budget),
-            written=float(written),
-            skipped=bool(skipped),
-        )
+        """Runs the next stage and returns its record (:class:`StageResult`)."""
+        result: StageResult = self._inner.advance()
+        return result
+
+    def rescore(self, step_difficulty: ArrayLike) -> None:
+        """Replaces the step difficulties, keeping the stage and every question's given steps.
+
+        Same questions and step counts (``step_difficulty`` as flat as at
+        construction); B and H are recomputed from the new values, so later
+        stages budget and cost with them.
+        """
+        self._inner.rescore(_array("step_difficulty", step_difficulty, "float"))
 
     def state_dict(self) -> dict[str, Any]:
         """The mutable state (numpy + plain Python values), for :meth:`load_state_dict`."""
@@ -396,16 +360,13 @@ class Curriculum:
         )
 
 
-def budget_never_bound(records: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether a schedule's difficulty budget held no question back at any stage 1..T.
+def budget_never_bound(records: Iterable[StageResult]) -> bool:
+    """Whether a schedule's difficulty budget held no question back at any stage.
 
-    ``records`` are stage records with ``bound`` and ``eligible`` (stages 1..T;
-    records without them, or with ``None``, are ignored). True when some stage
-    had a question able to advance and no stage was bound: then the schedule is
-    fixed by ``delta_steps`` and T alone, and the step difficulties, ``beta``
-    and the clusters do not change it.
+    True when some stage had a question able to advance (``eligible``) and no
+    stage was ``bound``: then the schedule is fixed by ``delta_steps`` and T
+    alone, and the step difficulties, ``beta`` and the clusters do not change
+    it. Stages after T are never bound, so passing them changes nothing.
     """
-    staged = [r for r in records if r.get("bound") is not None]
-    return (
-        bool(staged) and not any(r["bound"] for r in staged) and any(r["eligible"] for r in staged)
-    )
+    staged = list(records)
+    return bool(staged) and not any(r.bound for r in staged) and any(r.eligible for r in staged)

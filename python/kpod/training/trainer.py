@@ -30,7 +30,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from kpod.schedule import budget_never_bound
+from kpod.schedule import StageResult, budget_never_bound
 from kpod.training.collator import KpodCollator
 from kpod.training.config import KpodConfig
 from kpod.training.difficulty import resolve_kind, step_difficulties
@@ -103,7 +103,7 @@ class CurriculumSchedule:
         self.n_steps = np.asarray(n_steps, dtype=np.int64)
         self.progressive = not config.no_progression
         self.stage = 0
-        self.history: list[dict[str, Any]] = []
+        self.history: list[StageResult] = []
         self.curriculum: Any = None
         if self.progressive:
             if step_difficulty is None:
@@ -158,44 +158,32 @@ class CurriculumSchedule:
             self.curriculum = self._new_curriculum(self._difficulty)
         self.given_steps = self._initial_given()
 
-    def advance(self) -> dict[str, Any]:
-        """Run the next stage and return its record."""
-        self.stage += 1
-        record: dict[str, Any] = {"stage": self.stage}
-        # Questions that could move a step now; `bound` says whether the budget
-        # (rather than delta_steps) limited the stage. Only a bound stage lets
-        # the difficulties, beta and the clusters change the schedule.
-        eligible = int(np.count_nonzero(self.given_steps)) if self.progressive else 0
-        if not self.progressive:
-            self.given_steps = np.zeros_like(self.n_steps)
-            record["selected"] = np.zeros(0, dtype=np.int64)
+    def advance(self) -> StageResult:
+        """Run the next stage and return its record (the native core's ``StageResult``)."""
+        if self.progressive:
+            record = self.curriculum.advance()
         else:
-            res = self.curriculum.advance()
-            self.given_steps = np.asarray(res.given_steps, dtype=np.int64).copy()
-            record["selected"] = np.asarray(res.selected, dtype=np.int64).copy()
-            for name in (
-                "budget_increase",
-                "difficulty_added",
-                "value",
-                "evaluations",
-                "budget",
-                "written",
-                "skipped",
-            ):
-                if hasattr(res, name):
-                    v = getattr(res, name)
-                    record[name] = v.item() if isinstance(v, np.generic) else v
-        record["given_steps"] = self.given_steps.copy()
-        if self.progressive and self.stage <= self.config.num_stages:
-            record["eligible"] = eligible
-            record["bound"] = bool(len(record["selected"]) < eligible)
-        # H(t) and D(t) under the names the run report reads
-        record["difficulty"] = float(record.pop("written", self.written_difficulty()))
-        record.setdefault("budget", self.budget(self.stage))
+            # No progression: every question writes its whole rationale from stage 1.
+            record = StageResult(
+                stage=self.stage + 1,
+                selected=np.zeros(0, dtype=np.int64),
+                given_steps=np.zeros_like(self.n_steps),
+                budget_increase=0.0,
+                difficulty_added=0.0,
+                value=0.0,
+                evaluations=0,
+                budget=0.0,
+                written=0.0,
+                skipped=False,
+                eligible=0,
+                bound=False,
+            )
+        self.stage = record.stage
+        self.given_steps = record.given_steps
         self.history.append(record)
         return record
 
-    def advance_to(self, stage: int) -> list[dict[str, Any]]:
+    def advance_to(self, stage: int) -> list[StageResult]:
         """Advance until ``stage`` (no-op if already there); returns the new records."""
         if stage < self.stage:
             raise RuntimeError(
@@ -204,7 +192,7 @@ class CurriculumSchedule:
             )
         return [self.advance() for _ in range(stage - self.stage)]
 
-    def preview(self) -> list[dict[str, Any]]:
+    def preview(self) -> list[StageResult]:
         """The records of stages 1..T from the current difficulties, without touching ``self``.
 
         Cheap (the native scheduler only); used to warn before training when the
@@ -214,23 +202,6 @@ class CurriculumSchedule:
             return []
         probe = CurriculumSchedule(self.n_steps, self._difficulty, self._clusters, self.config)
         return probe.advance_to(self.config.num_stages)
-
-    def written_difficulty(self) -> float:
-        """H: the total difficulty of the steps the student writes now (0 without difficulties)."""
-        if not self.progressive:
-            return 0.0
-        return float(
-            sum(d[g:].sum() for d, g in zip(self._difficulty, self.given_steps, strict=True))
-        )
-
-    def budget(self, stage: int) -> float:
-        """D(t) = C0 + (B - C0) (t/T)^(p+1) (Eq. 10, C0 = c0 B), for the stage log."""
-        if not self.progressive:
-            return 0.0
-        total = float(sum(d.sum() for d in self._difficulty))
-        t = min(stage, self.config.num_stages) / self.config.num_stages
-        c0 = self.config.c0 * total
-        return c0 + (total - c0) * t ** (self.config.p + 1)
 
     def rescore(self, step_difficulty: Sequence[Any]) -> None:
         """Replace the step difficulties, keeping every question's given-step count and the stage.
@@ -246,25 +217,15 @@ class CurriculumSchedule:
         for i, (d, n) in enumerate(zip(diffs, self.n_steps, strict=True)):
             if d.shape != (n,):
                 raise ValueError(f"rescore: example {i} has {d.size} difficulties, n_steps is {n}")
-        old = self.curriculum.state_dict()
-        cur = self._new_curriculum(diffs)
-        # Carry the progress (stage, given steps) over; totals follow the new scores.
-        new = dict(cur.state_dict())
-        new["stage"] = old["stage"]
-        new["given_steps"] = np.asarray(old["given_steps"], dtype=np.int64).copy()
-        if "written" in new:
-            new["written"] = float(
-                sum(d[g:].sum() for d, g in zip(diffs, new["given_steps"], strict=True))
-            )
-        cur.load_state_dict(new)
-        self.curriculum = cur
+        # Same stage and given steps; B and H follow the new scores (the core's H).
+        self.curriculum.rescore(np.concatenate(diffs) if diffs else np.zeros(0))
         self._difficulty = diffs
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "given_steps": self.given_steps,
-            "history": self.history,
+            "history": [r.to_dict() for r in self.history],
             "curriculum": None if self.curriculum is None else self.curriculum.state_dict(),
             "difficulty": (
                 None
@@ -284,7 +245,7 @@ class CurriculumSchedule:
                 f"has {self.n_steps.size}; resume with the same training data"
             )
         self.given_steps = given.copy()
-        self.history = [dict(h) for h in state["history"]]
+        self.history = [StageResult.from_dict(h) for h in state["history"]]
         if self.progressive:
             if state.get("curriculum") is None:
                 raise ValueError("the checkpoint was trained without progression (no_progression)")
@@ -443,9 +404,9 @@ class KpodTrainer(Trainer):
             self._check_ranks_agree()
             self._append_stage_log(record)
             logs = {
-                "kpod_stage": float(record["stage"]),
-                "kpod_selected": float(len(record["selected"])),
-                "kpod_written_difficulty": float(record["difficulty"]),
+                "kpod_stage": float(record.stage),
+                "kpod_selected": float(len(record.selected)),
+                "kpod_written_difficulty": record.written,
             }
             self.log(logs)
         self.stage_dataset.set_given_steps(self.schedule.given_steps)
@@ -499,15 +460,15 @@ class KpodTrainer(Trainer):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w" if truncate else "a", encoding="utf-8") as fh:
             for rec in self.schedule.history:
-                fh.write(json.dumps(_stage_json(rec)) + "\n")
+                fh.write(json.dumps(rec.to_dict()) + "\n")
 
-    def _append_stage_log(self, record: Mapping[str, Any]) -> None:
+    def _append_stage_log(self, record: StageResult) -> None:
         path = self._stage_log_path()
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_stage_json(record)) + "\n")
+            fh.write(json.dumps(record.to_dict()) + "\n")
 
     # ---------------------------------------------------------------- loss
     def compute_loss(
@@ -562,7 +523,7 @@ def low_weight_warning(mean_weight: float | None, token_weight_norm: str) -> str
 
 
 def slack_budget_warning(
-    records: Sequence[Mapping[str, Any]], *, stages: int, delta_steps: int
+    records: Sequence[StageResult], *, stages: int, delta_steps: int
 ) -> str | None:
     """The warning for a schedule whose difficulty budget binds at no stage 1..T.
 
@@ -581,10 +542,6 @@ def slack_budget_warning(
         "and w.o.-div would train exactly what KPOD trains). For a budget-driven curriculum "
         "use more stages (T, with more epochs) or a larger delta_steps (docs/training.md)."
     )
-
-
-def _stage_json(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in record.items()}
 
 
 def _eval_stage_data(data: Any, kind: str, eos: int | None, args: KpodConfig) -> Any:

@@ -69,7 +69,8 @@ pub struct StageResult {
     pub bound: bool,
 }
 
-/// A resumable snapshot of the mutable part of a [`Curriculum`].
+/// A resumable snapshot of the mutable part of a [`Curriculum`]
+/// ([`Curriculum::state_dict`], [`Curriculum::load_state_dict`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurriculumState {
     /// Stages run so far.
@@ -386,8 +387,8 @@ impl Curriculum {
         Ok(())
     }
 
-    /// Snapshot for [`Curriculum::load_state`].
-    pub fn state(&self) -> CurriculumState {
+    /// Snapshot for [`Curriculum::load_state_dict`].
+    pub fn state_dict(&self) -> CurriculumState {
         CurriculumState {
             stage: self.stage,
             given_steps: self.given_steps(),
@@ -397,7 +398,7 @@ impl Curriculum {
     }
 
     /// Restores a snapshot taken from a curriculum over the same data.
-    pub fn load_state(&mut self, s: CurriculumState) -> Result<()> {
+    pub fn load_state_dict(&mut self, s: CurriculumState) -> Result<()> {
         let bad = |message: String| Err(Error::InvalidState { message });
         if s.total.to_bits() != self.total.to_bits() {
             return bad(format!(
@@ -482,13 +483,13 @@ mod tests {
             }
             prev = r.given_steps.clone();
             if t == 3 {
-                saved = Some(a.state());
+                saved = Some(a.state_dict());
             }
         }
         assert!(prev.iter().all(|&c| c == 0));
         assert_eq!(a.written(), a.total());
         let mut b = Curriculum::new(d.clone(), &off, &cl, cfg(6)).unwrap();
-        b.load_state(saved.unwrap()).unwrap();
+        b.load_state_dict(saved.unwrap()).unwrap();
         let mut c = Curriculum::new(d, &off, &cl, cfg(6)).unwrap();
         for _ in 0..3 {
             c.advance().unwrap();

@@ -310,9 +310,6 @@ impl PyStageResult {
     }
 }
 
-/// (stage, given_steps, written, total)
-type StateOut<'py> = (u32, Bound<'py, PyArray1<i64>>, f64, f64);
-
 #[pymethods]
 impl PyCurriculum {
     #[new]
@@ -393,24 +390,31 @@ impl PyCurriculum {
         self.inner.given_steps().into_pyarray(py)
     }
 
-    fn get_state<'py>(&self, py: Python<'py>) -> StateOut<'py> {
-        let s = self.inner.state();
-        (s.stage, s.given_steps.into_pyarray(py), s.written, s.total)
+    /// {stage, given_steps, written, total_difficulty}; the facade adds
+    /// its format tag and configuration.
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.state_dict();
+        let d = PyDict::new(py);
+        d.set_item("stage", s.stage)?;
+        d.set_item("given_steps", s.given_steps.into_pyarray(py))?;
+        d.set_item("written", s.written)?;
+        d.set_item("total_difficulty", s.total)?;
+        Ok(d)
     }
 
-    fn set_state(
-        &mut self,
-        stage: u32,
-        given_steps: PyReadonlyArray1<'_, i64>,
-        written: f64,
-        total: f64,
-    ) -> PyResult<()> {
-        let given = slice("given_steps", &given_steps)?.to_vec();
-        self.inner.load_state(CurriculumState {
-            stage,
-            given_steps: given,
-            written,
-            total,
+    fn load_state_dict(&mut self, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let item = |key: &str| {
+            state
+                .get_item(key)
+                .map_err(|_| PyValueError::new_err(format!("state_dict: missing key {key:?}")))
+        };
+        let given = item("given_steps")?;
+        let given = given.extract::<PyReadonlyArray1<'_, i64>>()?;
+        self.inner.load_state_dict(CurriculumState {
+            stage: item("stage")?.extract()?,
+            given_steps: slice("given_steps", &given)?.to_vec(),
+            written: item("written")?.extract()?,
+            total: item("total_difficulty")?.extract()?,
         })?;
         Ok(())
     }

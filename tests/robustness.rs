@@ -112,9 +112,9 @@ proptest! {
                     Err(_) => break,
                 }
             }
-            let state = cur.state();
+            let state = cur.state_dict();
             let mut again = cur.clone();
-            prop_assert!(again.load_state(state).is_ok());
+            prop_assert!(again.load_state_dict(state).is_ok());
         }
     }
 

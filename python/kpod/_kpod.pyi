@@ -128,13 +128,7 @@ class Curriculum:
     def n_questions(self) -> int: ...
     @property
     def given_steps(self) -> npt.NDArray[np.int64]: ...
-    def get_state(self) -> tuple[int, npt.NDArray[np.int64], float, float]:
-        """(stage, given_steps, written, total_difficulty)."""
-    def set_state(
-        self,
-        stage: int,
-        given_steps: npt.NDArray[np.int64],
-        written: float,
-        total: float,
-    ) -> None:
-        """Restore a get_state() tuple."""
+    def state_dict(self) -> dict[str, Any]:
+        """{stage, given_steps (int64 array), written, total_difficulty}."""
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`."""

@@ -324,15 +324,7 @@ class Curriculum:
 
     def state_dict(self) -> dict[str, Any]:
         """The mutable state (numpy + plain Python values), for :meth:`load_state_dict`."""
-        stage, given, written, total = self._inner.get_state()
-        return {
-            "format": _STATE_FORMAT,
-            "stage": int(stage),
-            "given_steps": np.asarray(given),
-            "written": float(written),
-            "total_difficulty": float(total),
-            "config": dict(self._config),
-        }
+        return {"format": _STATE_FORMAT, **self._inner.state_dict(), "config": dict(self._config)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores a :meth:`state_dict` of a curriculum built from the same data and config.
@@ -352,11 +344,15 @@ class Curriculum:
                 f"{self._config}; build the curriculum with the same arguments"
             )
         given = _array("state_dict['given_steps']", state["given_steps"], "int")
-        self._inner.set_state(
-            _int("state_dict['stage']", state["stage"], 0),
-            given,
-            float(state["written"]),
-            float(state["total_difficulty"]),
+        self._inner.load_state_dict(
+            {
+                "stage": _int("state_dict['stage']", state["stage"]),
+                "given_steps": given,
+                "written": _real("state_dict['written']", state["written"]),
+                "total_difficulty": _real(
+                    "state_dict['total_difficulty']", state["total_difficulty"]
+                ),
+            }
         )
 
 

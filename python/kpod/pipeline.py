@@ -489,7 +489,7 @@ class Run:
     def step_report(self, out: Path) -> None:
         import numpy as np
 
-        from kpod.report import write_report
+        from kpod.report import rationale_weights, source_commit, write_report
         from kpod.schedule import StageResult
 
         def metrics_of(step: str) -> dict[str, Any]:
@@ -503,6 +503,8 @@ class Run:
             "before": before,
             "after": after,
             "seconds": {k: round(v, 1) for k, v in self.timings.items()},
+            "commit": source_commit(),
+            "run_config": {k: getattr(self.config, k) for k in sorted(_TOP_KEYS)},
         }
         (self.dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         stages_path = self.step_dir("train") / "kpod_stages.jsonl"
@@ -513,9 +515,10 @@ class Run:
         clusters = np.asarray(
             json.loads((self.step_dir("clusters") / "clusters.json").read_text()), dtype=np.int64
         )
-        fragment = None
+        fragment, weights = None, None
         scored = self.load_dataset("scores")
         if "token_weights" in scored.column_names:
+            weights = rationale_weights(scored.select_columns(["token_weights", "step_ids"]))
             from kpod.weighting.view import render_fragment
 
             fragment = render_fragment(scored.select(range(min(8, len(scored)))), self.tokenizer)
@@ -526,6 +529,8 @@ class Run:
             stages=stages,
             clusters=clusters,
             token_weight_html=fragment,
+            token_weights=weights,
+            run_dir=self.dir,
         )
 
     def run(self, until: str | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ pytest.importorskip("matplotlib")
 from kpod.report import (
     NO_SIGNAL_SPREAD,
     build_figures,
+    gates_html,
     load_gates,
     no_signal_sentence,
     rationale_weights,
@@ -127,6 +128,9 @@ def test_gates_are_found_and_warnings_kept(tmp_path: Path) -> None:
                     "keep_ratio": 0.88,
                     "informativeness_gap": 0.002,
                     "passed": False,
+                    "gap_ratio": None,
+                    "control_class_margins": [0.1, None],
+                    "early_stopping": {"best_step": 4},
                 },
                 "warnings": ["informativeness gap 0.002 < 0.05: the weights carry no signal"],
             }
@@ -136,6 +140,9 @@ def test_gates_are_found_and_warnings_kept(tmp_path: Path) -> None:
     assert gates is not None
     numbers, warnings = gates
     assert numbers["keep_ratio"] == 0.88 and numbers["passed"] is False
+    assert numbers["gap_ratio"] is None and numbers["early_stopping.best_step"] == 4
+    page = gates_html(numbers, warnings)
+    assert "informativeness gap</th><td>0.002" in page and "0.1, n/a" in page
     assert warnings == ["informativeness gap 0.002 < 0.05: the weights carry no signal"]
     nested = tmp_path / "nested.json"
     nested.write_text(json.dumps({"eval": {"gates": {"a": 1, "warnings": "w"}}}))

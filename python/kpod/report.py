@@ -413,6 +413,10 @@ def _numbers(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
             out += _numbers(v, f"{prefix}{k}.")
         elif isinstance(v, bool | int | float | str) or v is None:
             out.append((f"{prefix}{k}", v))
+        elif isinstance(v, list | tuple) and all(
+            isinstance(x, int | float) or x is None for x in v
+        ):
+            out.append((f"{prefix}{k}", list(v)))
     return out
 
 
@@ -451,16 +455,23 @@ def load_gates(path: str | Path) -> tuple[dict[str, Any], list[str]] | None:
     return dict(_numbers(gates)), [str(x) for x in (warnings or [])]
 
 
+def _gate_cell(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float):
+        return f"{v:.4g}" if math.isfinite(float(v)) else str(v)
+    if isinstance(v, list):
+        return ", ".join(_gate_cell(x) for x in v)
+    return html.escape(str(v))
+
+
 def gates_html(gates: Mapping[str, Any], warnings: Sequence[str] = ()) -> str:
     """The weighting module's gates (named numbers) and its warnings, as HTML."""
     out = ["<table id='gates'><tr><th>gate</th><th>value</th></tr>"]
     for name, v in gates.items():
-        if isinstance(v, bool):
-            cell = "yes" if v else "no"
-        elif isinstance(v, int | float):
-            cell = f"{v:.4g}" if math.isfinite(float(v)) else str(v)
-        else:
-            cell = html.escape(str(v))
+        cell = _gate_cell(v)
         out.append(
             f"<tr class='gate'><th>{html.escape(name.replace('_', ' '))}</th><td>{cell}</td></tr>"
         )

@@ -66,7 +66,7 @@ def test_import_kpod_and_help_load_no_heavy_module() -> None:
 def test_help_lists_the_base_commands_without_the_training_stack() -> None:
     proc = _kpod(["--help"])
     assert proc.returncode == 0, proc.stderr
-    for command in ("run", "train", "bench"):
+    for command in ("run", "train", "bench", "schedule"):
         assert re.search(rf"^\s+{command}\s", proc.stdout, re.M), proc.stdout
 
 

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 # in this build is skipped.
 _COMMAND_MODULES: tuple[str, ...] = (
     "kpod.commands.run",
+    "kpod.commands.teacher",
     "kpod.commands.data",
     "kpod.commands.weights",
     "kpod.commands.difficulty",

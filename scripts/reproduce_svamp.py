@@ -18,7 +18,9 @@ runs/ is not committed and does not outlive the machine, so every finished
 evaluation is also archived, small and in the repository, as
 docs/reproduction/delta<N>/<variant>-s<seed>.json (question ids, per-question
 correctness, extracted answers, train time, stage summary, config). The tables are
-built from that archive, so `--table-only` works on a fresh clone.
+built from that archive by kpod.compare (the library of `kpod compare`; `kpod compare
+docs/reproduction/delta2 --baseline kpod` gives the same figures), so `--table-only`
+works on a fresh clone.
 """
 
 from __future__ import annotations
@@ -214,15 +216,6 @@ def correctness(run_dir: Path, step: str, name: str) -> np.ndarray | None:
     return np.array([bool(r["correct"]) for r in rows])
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0):
-    """Mean of a - b (accuracy points) with a 95% paired bootstrap interval."""
-    rng = np.random.default_rng(seed)
-    d = a.astype(float) - b.astype(float)
-    idx = rng.integers(0, len(d), size=(n, len(d)))
-    boots = d[idx].mean(axis=1)
-    return d.mean(), np.percentile(boots, 2.5), np.percentile(boots, 97.5)
-
-
 SETS = ("svamp", "asdiv")
 ORDER = ["zero-shot", "cot", "kpod", "kpod-mean", "wo-sig", "wo-sig-dif", "wo-prog", "wo-div"]
 
@@ -259,6 +252,8 @@ def archive(base: Path, delta_steps: int) -> list[Path]:
     written = []
     for label, seed, run_dir, step, same_as in _finished(base):
         rec: dict = {"variant": label, "seed": seed, "delta_steps": delta_steps}
+        # kpod compare pairs a pretrained-student evaluation with any baseline seed.
+        rec["evaluated"] = "before" if step == "eval_before" else "after"
         rec["run_dir"] = str(run_dir.relative_to(ROOT))
         if same_as is not None:
             rec["same_schedule_as"] = same_as
@@ -307,56 +302,34 @@ def _records(delta_steps: int) -> list[dict]:
     return sorted(recs, key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
 
 
-def _correct(rec: dict, ds: str) -> np.ndarray | None:
-    bits = rec.get("correct", {}).get(ds)
-    return None if bits is None else np.array([b == "1" for b in bits])
+# Display names of the tables in docs/REPRODUCTION.md.
+SET_NAMES = {"svamp": "SVAMP", "asdiv": "ASDiv (OOD)"}
 
 
-def _acc(c: np.ndarray) -> str:
-    from kpod.evaluation import bootstrap_interval
+def comparison(delta_steps: int):  # -> kpod.compare.Comparison
+    """The archived runs of a setting compared by ``kpod compare``'s library, against KPOD.
 
-    lo, hi = bootstrap_interval(c.tolist())
-    return f"{100 * c.mean():.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    ``kpod compare docs/reproduction/delta<N> --baseline kpod`` computes the same
+    (plus, for N != 1, the borrowed CoT / w.o.-prog records of delta1).
+    """
+    from kpod.compare import compare, from_record
 
-
-def _diff(a: np.ndarray, b: np.ndarray) -> str:
-    m, lo, hi = paired_bootstrap(a, b)
-    return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    recs = _records(delta_steps)
+    runs = [from_record(rec, f"{rec['variant']}-s{rec['seed']}") for rec in recs]
+    # Without KPOD in the archive (yet) the tables have accuracies and no differences.
+    kpod = "kpod" if any(r.label == "kpod" for r in runs) else None
+    return compare(runs, baseline=kpod, sets=SETS) if runs else None
 
 
 def stage_table(delta_steps: int) -> str:
-    """Questions advanced / eligible at each curriculum stage of every archived run
+    """Questions advanced / eligible at each curriculum stage 1..T of every archived run
     whose stages record eligibility ("" when none does: runs without progression)."""
-    rows = []
-    for rec in _records(delta_steps):
-        training = (rec.get("config") or {}).get("training") or {}
-        # T (KpodConfig.num_stages); stages after T move every question and are not shown.
-        last = training.get("stages") or max(1, int(training.get("num_train_epochs", 2)) // 2)
-        stages = [
-            st
-            for st in rec.get("stages") or []
-            if st.get("eligible") is not None
-            and st["stage"] <= last
-            and not training.get("no_progression")
-        ]
-        cells = [
-            f"{st['advanced']} / {st['eligible']}" + (" (bound)" if st.get("bound") else "")
-            for st in stages
-        ]
-        if cells:
-            rows.append([rec["variant"], str(rec["seed"]), *cells])
-    if not rows:
+    from kpod.compare import stage_markdown
+
+    cmp = comparison(delta_steps)
+    if cmp is None:
         return ""
-    n = max(len(r) for r in rows) - 2
-    head = ["variant", "seed", *(f"stage {t}" for t in range(1, n + 1))]
-    lines = [
-        "Questions advanced / eligible at each stage (from the archive):",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + " --- |" * len(head),
-    ]
-    lines += ["| " + " | ".join(r + [""] * (len(head) - len(r))) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return stage_markdown(cmp, label_column="variant", source="from the archive")
 
 
 def report(delta_steps: int) -> str:
@@ -367,71 +340,18 @@ def report(delta_steps: int) -> str:
 
 def table(delta_steps: int = 1) -> str:
     """Per-run rows, then each variant pooled over its seeds, both against KPOD."""
-    recs = _records(delta_steps)
-    kpod = {r["seed"]: r for r in recs if r["variant"] == "kpod"}
-    lines = [
-        "Per run (accuracy % with 95% bootstrap interval; paired bootstrap difference "
-        "against the KPOD run of the same seed on the same questions):",
-        "",
-        "| variant | seed | SVAMP | ASDiv (OOD) | - KPOD, SVAMP | - KPOD, ASDiv | train s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
-    for rec in recs:
-        label, seed = rec["variant"], rec["seed"]
-        ref = kpod.get(seed)
-        if ref is None and label == "zero-shot" and kpod:
-            ref = next(iter(kpod.values()))  # zero-shot is seed-free
-        cells, diffs = [], []
-        for ds in SETS:
-            c = _correct(rec, ds)
-            k = None if ref is None else _correct(ref, ds)
-            cells.append(f"{_acc(c)} (n={len(c)})" if c is not None else "not run")
-            ok = (
-                label != "kpod"
-                and c is not None
-                and k is not None
-                and rec["ids"][ds] == ref["ids"][ds]  # type: ignore[index]
-            )
-            diffs.append(_diff(c, k) if ok and c is not None and k is not None else "")
-            if c is not None:
-                pooled.setdefault(label, {}).setdefault(ds, []).append(c)
-                if ok and k is not None:
-                    pooled[label].setdefault(ds + "-d", []).append(c.astype(float) - k)
-        secs = ""
-        if "same_schedule_as" in rec:
-            secs = "= KPOD: same schedule, not retrained"
-        elif "train_seconds" in rec:
-            secs = f"{rec['train_seconds']:.0f}" + (
-                " (resumed; last attempt only)" if rec.get("train_resumed") else ""
-            )
-        lines.append(
-            f"| {label} | {seed} | {cells[0]} | {cells[1]} | {diffs[0]} | {diffs[1]} | {secs} |"
-        )
-    lines += [
-        "",
-        "Pooled over seeds (questions x seeds; differences paired per question and seed):",
-        "",
-        "| variant | seeds | SVAMP | ASDiv (OOD) | - KPOD, SVAMP | - KPOD, ASDiv |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for label in ORDER:
-        if label not in pooled:
-            continue
-        p = pooled[label]
-        n_seeds = len(p.get("svamp", []))
-        row = [label, str(n_seeds)]
-        for ds in SETS:
-            row.append(_acc(np.concatenate(p[ds])) if ds in p else "not run")
-        for ds in SETS:
-            d = p.get(ds + "-d")
-            if d:
-                dd = np.concatenate(d)
-                row.append(_diff(dd, np.zeros_like(dd)))
-            else:
-                row.append("")
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    from kpod.compare import accuracy_markdown
+
+    cmp = comparison(delta_steps)
+    if cmp is None:
+        return "No archived run of this setting.\n"
+    return accuracy_markdown(
+        cmp,
+        set_names=SET_NAMES,
+        short_set_names={"asdiv": "ASDiv"},
+        baseline_name="KPOD",
+        label_column="variant",
+    )
 
 
 def main() -> int:

@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "kpod.commands.difficulty",
     "kpod.commands.train",
     "kpod.commands.eval",
+    "kpod.commands.compare",
     "kpod.commands.bench",
     "kpod.commands.schedule",
 )

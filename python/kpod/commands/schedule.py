@@ -218,18 +218,14 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    import kpod
-    from kpod.schedule_io import given_dtype, output_format, read_schedule_input, write_given_steps
+    from kpod.schedule_io import output_format, read_schedule_input
 
     if args.output is None and not args.preview:
         raise ValueError("pass --output FILE (.parquet, .jsonl or .npz), or --preview")
     if args.preview and args.resume:
         raise ValueError("--resume continues a run that writes its output; drop --preview")
-    output = Path(args.output) if args.output else None
-    if output is not None and not args.preview:
-        output_format(output)  # fail on a bad suffix before the work
+    if args.output is not None and not args.preview:
+        output_format(args.output)  # fail on a bad suffix before the work
     t_start = time.perf_counter()
     inp = read_schedule_input(
         args.input,
@@ -240,7 +236,23 @@ def _run(args: argparse.Namespace) -> int:
         difficulty_column=args.difficulty_column,
         step_column=args.step_column or None,
     )
-    t_read = time.perf_counter() - t_start
+    return run_schedule(inp, args, read_seconds=time.perf_counter() - t_start)
+
+
+def run_schedule(inp: Any, args: argparse.Namespace, *, read_seconds: float = 0.0) -> int:
+    """Everything after reading: the stages, their state and parts, the output and summary.
+
+    ``inp`` is a :class:`kpod.schedule_io.ScheduleInput`; ``args`` the parsed
+    ``kpod schedule`` options (``benches/bench_schedule.py`` calls this to time
+    the schedule apart from reading the input).
+    """
+    import numpy as np
+
+    import kpod
+    from kpod.schedule_io import given_dtype, write_given_steps
+
+    t_start = time.perf_counter() - read_seconds
+    output = Path(args.output) if args.output else None
     cur = kpod.Curriculum(
         inp.step_difficulty,
         inp.step_offsets,
@@ -257,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"{args.input}: {inp.n_questions} questions, {n_steps} steps, "
         f"{len(np.unique(inp.clusters))} clusters (one row per {inp.layout[:-1]}; "
-        f"read in {t_read:.1f} s); B = {cur.total_difficulty:.6g}, H(0) = {cur.written:.6g}",
+        f"read in {read_seconds:.1f} s); B = {cur.total_difficulty:.6g}, H(0) = {cur.written:.6g}",
         file=sys.stderr,
     )
     dtype = given_dtype(int(np.diff(inp.step_offsets).max()))

@@ -66,8 +66,20 @@ def test_mask_loss_rejects_batch_without_rationale() -> None:
 def test_combined_loss_is_eq7() -> None:
     assert combined_loss(torch.tensor(2.0), torch.tensor(0.4), 0.5).item() == pytest.approx(2.2)
     assert combined_loss(torch.tensor(2.0), torch.tensor(0.4), 0.0).item() == pytest.approx(2.0)
-    with pytest.raises(ValueError):
-        combined_loss(torch.tensor(1.0), torch.tensor(1.0), -1.0)
+    # A negative multiplier is target_keep's reward for keeping (kept below target).
+    assert combined_loss(torch.tensor(1.0), torch.tensor(0.5), -1.0).item() == pytest.approx(0.5)
+
+
+def test_a_fixed_negative_alpha_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    datasets = pytest.importorskip("datasets")
+    from kpod.weighting.synthetic import make_examples, make_tokenizer
+    from kpod.weighting.train import WeightingConfig, train_weighting
+
+    tok = make_tokenizer()
+    cfg = WeightingConfig(output_dir=str(tmp_path), alpha=-1.0, target_keep=None, use_cpu=True)
+    data = datasets.Dataset.from_list(make_examples(tok, 20))
+    with pytest.raises(ValueError, match="alpha must be >= 0, got -1.0"):
+        train_weighting(data, cfg, tok, student=object(), predictor=object())
 
 
 def test_gumbel_mask_is_hard_with_keep_rate_w_and_straight_through_gradient() -> None:

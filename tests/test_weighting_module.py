@@ -67,7 +67,8 @@ def trained(tmp_path_factory):  # type: ignore[no-untyped-def]
         save_strategy="no",
         use_cpu=True,
         disable_tqdm=True,
-        predictor_warmup_steps=1,
+        adapt_epochs=1,
+        adapt_mask_epochs=1,
         max_prefixes=2,
     )
     model = _tiny_llama(tok)
@@ -255,7 +256,7 @@ def test_cli_train_score_show_on_prepared_data(tmp_path: Path) -> None:
     tiny_causal_lm(tok, hidden=16).save_pretrained(student)
     tok.save_pretrained(student)
     records = []
-    for i, text in enumerate(synthetic_corpus(12, seed=5)):
+    for i, text in enumerate(synthetic_corpus(24, seed=5)):
         q, rest = text.split("\nA: Let's think step by step.\n")
         rationale, answer = rest.split("\nTherefore, the answer is ")
         records.append(
@@ -266,7 +267,8 @@ def test_cli_train_score_show_on_prepared_data(tmp_path: Path) -> None:
     cfg = tmp_path / "w.yaml"
     cfg.write_text(
         "hidden_size: 16\nnum_heads: 2\nmax_steps: 2\nper_device_train_batch_size: 4\n"
-        "save_strategy: 'no'\nuse_cpu: true\ndisable_tqdm: true\n"
+        "save_strategy: 'no'\nuse_cpu: true\ndisable_tqdm: true\nadapt_epochs: 0.25\n"
+        "adapt_mask_epochs: 0.25\n"
     )
     mod = tmp_path / "module"
     assert (

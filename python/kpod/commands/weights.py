@@ -45,7 +45,15 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--max-prefixes", type=int, default=None, help="cap on prefixes per example")
     tr.add_argument("--max-length", type=int, default=None, help="skip longer examples")
     tr.add_argument(
-        "--warmup-steps", type=int, default=None, help="predictor warm-up steps (default 0)"
+        "--adapt",
+        choices=["cot", "none"],
+        default=None,
+        help="task adaptation of the answer predictor before mask learning (default cot)",
+    )
+    tr.add_argument(
+        "--target-keep",
+        default=None,
+        help="kept fraction alpha adapts to (default 0.5); 'none' keeps alpha fixed (the paper)",
     )
     add_bf16_argument(tr)
     tr.add_argument("--limit", type=int, default=None, help="train on the first N examples only")
@@ -122,8 +130,12 @@ def _train(args: argparse.Namespace) -> int:
         "num_train_epochs": args.epochs,
         "max_prefixes": args.max_prefixes,
         "max_length": args.max_length,
-        "predictor_warmup_steps": args.warmup_steps,
+        "predictor_adapt": args.adapt,
     }
+    if args.target_keep is not None:
+        fields["target_keep"] = (
+            None if str(args.target_keep).lower() == "none" else float(args.target_keep)
+        )
     fields.update({k: v for k, v in overrides.items() if v is not None})
     if args.bf16 != "auto" or "bf16" not in fields:
         fields["bf16"] = parse_setting(args.bf16)

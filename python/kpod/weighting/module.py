@@ -62,6 +62,11 @@ class ModuleConfig:
     predictor: str = ""
     predictor_layers: int | None = None
     tokenizer_fingerprint: str = ""
+    # Soft bound b on the generator's logits, z = b * tanh(z_raw / b): keeps w in
+    # [sigmoid(-b), sigmoid(b)] so a token pushed out can come back (the Gumbel
+    # straight-through gradient vanishes as w(1 - w) at saturation). None: unbounded
+    # (modules saved before the bound existed).
+    logit_bound: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -129,7 +134,9 @@ class WeightGenerator(nn.Module):
         y = self.norm(x)
         a, _ = self.attn(y, y, y, key_padding_mask=key_pad, need_weights=False)
         e = x + a
-        return self.mlp(e).squeeze(-1)
+        z = self.mlp(e).squeeze(-1)
+        bound = self.module_config.logit_bound
+        return z if bound is None else bound * torch.tanh(z / bound)
 
     def weights(self, input_ids: torch.Tensor, step_ids: torch.Tensor) -> torch.Tensor:
         """Sigmoid weights w_j for rationale tokens, 1.0 elsewhere."""
@@ -230,6 +237,8 @@ class KeypointWeighting(nn.Module):
         self.mask_embedding = nn.Parameter(init.clone())
         # During predictor warm-up masks are random and only L_p is trained.
         self.warming_up = False
+        # One packed forward per example for all prefixes (False: one per prefix).
+        self.pack_prefixes = True
 
     # -- training forward -------------------------------------------------
     def forward(
@@ -238,8 +247,16 @@ class KeypointWeighting(nn.Module):
         step_ids: torch.Tensor,
         answer_mask: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        mask_mode: str | None = None,
         **_: Any,
     ) -> dict[str, torch.Tensor]:
+        """Eq. 7's parts for a batch of prepared examples.
+
+        ``mask_mode`` picks the keep masks: ``gumbel`` (Eq. 4, the training
+        default), ``threshold`` (w > 0.5, the evaluation default), ``random``
+        (a random rate per example: predictor adaptation), ``keep_all`` and
+        ``mask_all`` (the informativeness gates).
+        """
         if self.predictor is None:
             raise RuntimeError(
                 "this weighting module was loaded without its answer predictor; it can score "
@@ -247,15 +264,26 @@ class KeypointWeighting(nn.Module):
             )
         rationale = step_ids >= 0
         z = self.generator(input_ids, rationale)
-        if self.warming_up:
+        mode = mask_mode or (
+            "random" if self.warming_up else ("gumbel" if self.training else "threshold")
+        )
+        if mode == "random":
             # Random masks at a random rate per example, so the predictor learns
             # to read the mask embedding before the masks start to mean anything.
             rate = torch.rand(z.shape[0], 1, device=z.device)
             keep = (torch.rand_like(z) < rate).to(z.dtype)
-        elif self.training:
+        elif mode == "gumbel":
             keep = gumbel_keep_mask(z, self.module_config.tau, hard=True)
-        else:
+        elif mode == "threshold":
             keep = (z > 0).to(z.dtype)
+        elif mode == "keep_all":
+            keep = torch.ones_like(z)
+        elif mode == "mask_all":
+            keep = torch.zeros_like(z)
+        else:
+            raise ValueError(
+                f"mask_mode must be gumbel, threshold, random, keep_all or mask_all, got {mode!r}"
+            )
         keep = torch.where(rationale, keep, torch.ones_like(keep))
         l_m = mask_loss(keep, rationale)
 
@@ -264,10 +292,8 @@ class KeypointWeighting(nn.Module):
         k = keep.to(emb.dtype)[..., None]
         masked = k * emb + (1 - k) * self.mask_embedding.to(emb.dtype)
 
-        seqs, ids, ans, owner = self._prefix_sequences(masked, input_ids, step_ids, answer_mask)
-        logprobs, amask = self._answer_logprobs(seqs, ids, ans)
-        l_p = prefix_answer_loss(logprobs, amask, owner)
-        loss = l_p if self.warming_up else combined_loss(l_p, l_m, self.alpha)
+        l_p = self.prefix_loss(masked, input_ids, step_ids, answer_mask)
+        loss = l_p if mode == "random" else combined_loss(l_p, l_m, self.alpha)
         n_r = rationale.sum().clamp(min=1)
         soft_keep = (torch.sigmoid(z.detach().float()) * rationale).sum() / n_r
         return {
@@ -275,7 +301,126 @@ class KeypointWeighting(nn.Module):
             "prefix_loss": l_p.detach(),
             "mask_loss": l_m.detach(),
             "mean_weight": soft_keep,
+            "kept_soft": l_m,  # L_m with its gradient (target_keep's penalty)
         }
+
+    def prefix_loss(
+        self,
+        masked: torch.Tensor,
+        input_ids: torch.Tensor,
+        step_ids: torch.Tensor,
+        answer_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """L_p (Eq. 5) of already masked input embeddings ``[B, T, D]``.
+
+        Packed (``pack_prefixes``, the default): one forward per example over
+        the prompt and the whole masked rationale, with the answer part
+        appended once per prefix and a block attention mask, so each answer
+        copy sees exactly its prefix (docs/weighting.md). Otherwise one
+        sequence per prefix, the reference the packed form is tested against.
+        """
+        if self.pack_prefixes:
+            logprobs, amask, owner = self._packed_answer_logprobs(
+                masked, input_ids, step_ids, answer_mask
+            )
+        else:
+            seqs, ids, ans, owner = self._prefix_sequences(masked, input_ids, step_ids, answer_mask)
+            logprobs, amask = self._answer_logprobs(seqs, ids, ans)
+        return prefix_answer_loss(logprobs, amask, owner)
+
+    def _packed_answer_logprobs(
+        self,
+        masked: torch.Tensor,
+        input_ids: torch.Tensor,
+        step_ids: torch.Tensor,
+        answer_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Answer log-probabilities of every prefix from one packed forward per example.
+
+        Row b holds ``prompt, step 0, ..., step n-1`` (the masked rationale, in
+        order) followed by one copy of the answer part per boundary k. Base
+        tokens attend causally; copy k attends to the first L_k base tokens
+        (prompt + steps < k) and causally to itself, with positions L_k, L_k + 1,
+        ..., as if it followed the prefix directly. The result is laid out as
+        :meth:`_answer_logprobs` lays out the unpacked prefixes (one row per
+        prefix, answer-part positions as columns).
+        """
+        device = masked.device
+        sid_all = step_ids.tolist()
+        rows: list[tuple[int, int, int, list[int]]] = []  # (b, base_len, ans_len, L_k per copy)
+        for b, sid in enumerate(sid_all):
+            n_tok = sum(1 for s in sid if s != PAD)
+            base_len = next((i for i, s in enumerate(sid) if s == ANSWER), n_tok)
+            n_steps = max(s for s in sid[:base_len]) + 1
+            starts = {}
+            for i, s in enumerate(sid[:base_len]):
+                if s >= 0 and s not in starts:
+                    starts[s] = i
+            ks = prefix_boundaries(n_steps, self.module_config.max_prefixes)
+            lens = [starts.get(k, base_len) for k in ks]
+            rows.append((b, base_len, n_tok - base_len, lens))
+        width = max(base + ans * len(lens) for _, base, ans, lens in rows)
+        n_prefix = sum(len(lens) for *_, lens in rows)
+        max_ans = max(ans for _, _, ans, _ in rows)
+        bsz = len(rows)
+        pos = torch.zeros(bsz, width, dtype=torch.long)
+        allow = torch.zeros(bsz, width, width, dtype=torch.bool)
+        gather_src = torch.zeros(bsz, width, dtype=torch.long)  # source column in the batch
+        # answer targets: (row, predicting position, source column, prefix index, slot)
+        t_row: list[int] = []
+        t_pred: list[int] = []
+        t_src: list[int] = []
+        t_prefix: list[int] = []
+        t_slot: list[int] = []
+        am = answer_mask.tolist()
+        p_index = 0
+        owner: list[int] = []
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        for b, base, ans, lens in rows:
+            allow[b, :base, :base] = causal[:base, :base]
+            pos[b, :base] = torch.arange(base)
+            gather_src[b, :base] = torch.arange(base)
+            for c, lk in enumerate(lens):
+                s0 = base + c * ans
+                allow[b, s0 : s0 + ans, :lk] = True
+                allow[b, s0 : s0 + ans, s0 : s0 + ans] = causal[:ans, :ans]
+                pos[b, s0 : s0 + ans] = torch.arange(lk, lk + ans)
+                gather_src[b, s0 : s0 + ans] = torch.arange(base, base + ans)
+                for m in range(ans):
+                    if am[b][base + m] and (m > 0 or lk > 0):
+                        t_row.append(b)
+                        t_pred.append(s0 + m - 1 if m > 0 else lk - 1)
+                        t_src.append(base + m)
+                        t_prefix.append(p_index)
+                        t_slot.append(m)
+                owner.append(b)
+                p_index += 1
+            used = base + ans * len(lens)
+            idle = torch.arange(used, width)
+            allow[b, idle, idle] = True  # padding rows attend to themselves: no NaN
+        gather_src = gather_src.to(device)
+        x = torch.gather(masked, 1, gather_src[..., None].expand(-1, -1, masked.shape[-1]))
+        pos = pos.to(device)
+        mask4 = allow[:, None].to(device)
+        if getattr(self.predictor.config, "_attn_implementation", "sdpa") == "eager":
+            zero = torch.zeros((), dtype=x.dtype, device=device)
+            mask4 = torch.where(mask4, zero, torch.finfo(x.dtype).min)
+        base_model = getattr(self.predictor, self.predictor.base_model_prefix)
+        hidden = base_model(
+            inputs_embeds=x, attention_mask=mask4, position_ids=pos
+        ).last_hidden_state
+        rows_t = torch.tensor(t_row, dtype=torch.long, device=device)
+        h = hidden[rows_t, torch.tensor(t_pred, dtype=torch.long, device=device)]
+        logits = self.predictor.get_output_embeddings()(h).float()
+        target = input_ids[rows_t, torch.tensor(t_src, dtype=torch.long, device=device)]
+        lp = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
+        prefix_t = torch.tensor(t_prefix, dtype=torch.long, device=device)
+        slot_t = torch.tensor(t_slot, dtype=torch.long, device=device)
+        out = torch.zeros(n_prefix, max(max_ans, 1), dtype=lp.dtype, device=device)
+        amask = torch.zeros(n_prefix, max(max_ans, 1), dtype=torch.long, device=device)
+        out = out.index_put((prefix_t, slot_t), lp)
+        amask[prefix_t, slot_t] = 1
+        return out, amask, torch.tensor(owner, device=device)
 
     def _prefix_sequences(
         self,

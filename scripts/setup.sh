@@ -26,6 +26,6 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
   echo "kpod setup: installing chromium (apt-get) for the report's layout test"
-  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium; } >/dev/null 2>&1 ||
+  { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 ||
     echo "kpod setup: could not install chromium; tests/test_report_browser.py will be skipped"
 fi

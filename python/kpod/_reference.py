@@ -1,6 +1,6 @@
 """Slow, readable numpy version of the scheduler: the test oracle of ``kpod._kpod``.
 
-It follows ``rust/select.rs`` and ``rust/curriculum.rs`` step by step (same
+It follows ``rust/select/`` and ``rust/curriculum.rs`` step by step (same
 pick rules, tie-breaking, float formulas and evaluation counting for
 ``threshold``), without any of the speed tricks, so that the two can be
 compared on the same inputs. Not for production use: O(n) work per greedy
@@ -312,7 +312,7 @@ def _kpod_levels(
 
 
 def threshold(f: Objective, budget: float, eps: float) -> tuple[list[int], int]:
-    """The 1/2 - eps thresholding algorithm, phase by phase as in ``rust/select.rs``."""
+    """The 1/2 - eps thresholding algorithm, phase by phase as in ``rust/select/threshold.rs``."""
     free, cand = _split(f, budget)
     w0 = _weights_after(f, free)
     if not cand:

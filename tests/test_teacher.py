@@ -421,3 +421,20 @@ def test_local_transformers_backend_shares_kpod_eval_generation(tmp_path):
     )
     assert [recs[q["id"]]["rationale"] for q in qs] == [t.strip() for t in texts]
     assert all(r["teacher"]["backend"] == "transformers" for r in recs.values())
+
+
+def test_command_imports_nothing_heavy_and_names_the_extra(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kpod.cli; kpod.cli.build_parser(); "
+        "heavy = [m for m in ('openai', 'torch', 'transformers') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    monkeypatch.setitem(sys.modules, "openai", None)  # as if the extra were not installed
+    qs = write_questions(tmp_path / "q.jsonl", 1)
+    argv = ["teacher", "generate", str(qs), "--out", str(tmp_path / "r.jsonl"), "--model", "m"]
+    assert main(argv) == 1
+    assert "needs the 'openai' package: pip install \"kpod[teacher]\"" in capsys.readouterr().err

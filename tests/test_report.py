@@ -208,3 +208,15 @@ def test_report_without_weights_or_stages_still_leads_with_accuracy(tmp_path: Pa
     page = out.read_text()
     assert page.index("id='accuracy'") < page.index("id='metrics'")
     assert "Token weights" not in page and "<figure>" not in page
+
+
+def test_source_commit_names_the_checkout_or_nothing(tmp_path: Path) -> None:
+    import shutil
+
+    from kpod.report import source_commit
+
+    assert source_commit(tmp_path) is None  # not a git checkout
+    if shutil.which("git") is None or not (Path(__file__).parents[1] / ".git").exists():
+        pytest.skip("not a git checkout of kpod")
+    commit = source_commit()
+    assert commit is not None and re.fullmatch(r"[0-9a-f]{12}(-dirty)?", commit)

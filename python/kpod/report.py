@@ -305,13 +305,15 @@ def source_commit(path: str | Path | None = None) -> str | None:
     ``-dirty`` when tracked files differ from it; ``None`` outside a git checkout."""
     where = Path(path) if path is not None else Path(__file__).resolve().parent
     try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short=12", "HEAD"],
+        top, head = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "--show-toplevel", "--short=12", "HEAD"],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
-        ).stdout.strip()
+        ).stdout.split()
+        if path is None and not (Path(top) / "python" / "kpod" / "report.py").is_file():
+            return None  # installed kpod inside some other repository: not kpod's commit
         dirty = subprocess.run(
             ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
@@ -319,7 +321,7 @@ def source_commit(path: str | Path | None = None) -> str | None:
             timeout=30,
             check=True,
         ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, ValueError):
         return None
     return head + ("-dirty" if dirty else "") if head else None
 

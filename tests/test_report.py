@@ -68,17 +68,23 @@ METRICS = {
 def test_figures_have_integer_stage_ticks_and_no_overlapping_text(n_stages: int) -> None:
     stages = _stages(n_stages)
     clusters = np.arange(40) % 5
+    import matplotlib.pyplot as plt
+
     figs = build_figures(stages, clusters, np.random.default_rng(0).random(500))
-    assert len(figs) == 4
-    for caption, fig in figs.items():
-        assert text_overlaps(fig) == [], caption
-    for caption in (
-        "Budget D(t) and written difficulty H(t)",
-        "Questions advanced per stage, by cluster",
-    ):
-        ax = figs[caption].axes[0]
-        ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
-        assert ticks and all(float(x).is_integer() for x in ticks), (caption, ticks)
+    try:
+        assert len(figs) == 4
+        for caption, fig in figs.items():
+            assert text_overlaps(fig) == [], caption
+        for caption in (
+            "Budget D(t) and written difficulty H(t)",
+            "Questions advanced per stage, by cluster",
+        ):
+            ax = figs[caption].axes[0]
+            ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
+            assert ticks and all(float(x).is_integer() for x in ticks), (caption, ticks)
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
 
 
 def test_overlap_check_sees_a_label_drawn_over_tick_labels() -> None:

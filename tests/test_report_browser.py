@@ -154,5 +154,9 @@ def test_report_figures_have_no_overlapping_text(tiny_report: Path) -> None:
     assert list(figs) == list(FIGURES)
     for caption, fig in figs.items():
         assert text_overlaps(fig) == [], caption
+    import matplotlib.pyplot as plt
+
+    for fig in figs.values():
+        plt.close(fig)
     page = (tiny_report / "report.html").read_text()
     assert page.index("id='accuracy'") < page.index("Budget D(t)") < page.index("id='metrics'")

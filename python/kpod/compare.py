@@ -682,6 +682,10 @@ def html_page(
             "(same seed), after each stage</h3>"
         )
         parts.append(_html_table(dhead, drows, "schedule-differences"))
+    if cmp.warnings:
+        parts.append("<h2>Notes</h2><ul id='notes'>")
+        parts += [f"<li>{e(w)}</li>" for w in cmp.warnings]
+        parts.append("</ul>")
     if sources:
         parts.append("<details><summary>Runs compared</summary><ul>")
         parts += [f"<li><code>{e(s)}</code></li>" for s in sources]

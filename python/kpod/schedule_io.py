@@ -567,10 +567,12 @@ def _read_arrow_like(path: Path, fmt: str, names: _Names) -> _Table:
             raise InputError(
                 f"{path}, column {what!r}: type {arr.type}; the step difficulties must be numbers"
             )
-        return np.asarray(
-            pc.fill_null(arr.cast(pa.float64()), math.nan).to_numpy(zero_copy_only=False),
-            dtype=np.float64,
-        )
+        if arr.type != pa.float64():
+            arr = arr.cast(pa.float64())
+        if arr.null_count:
+            arr = pc.fill_null(arr, math.nan)
+        # float64 without nulls: a view of Arrow's buffer, no copy
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
     offsets = None
     diff_missing = np.asarray(diff.is_null().to_numpy(zero_copy_only=False), dtype=bool)
@@ -607,10 +609,14 @@ def _read_arrow_like(path: Path, fmt: str, names: _Names) -> _Table:
         if sc.null_count:
             i = _first(np.asarray(sc.is_null().to_numpy(zero_copy_only=False)))
             raise InputError(
-                f"{path}, row {i}, column {resolved.step!r}: missing step index; give every "
+                f"{path}, {_col_row(i)}, column {resolved.step!r}: missing step index; give every "
                 "step its index"
             )
         step = np.asarray(sc.to_numpy(zero_copy_only=False)).astype(np.int64)
+    # Arrow's allocator keeps the freed chunks (the file's row groups, combined
+    # above); hand them back so they do not count against the schedule.
+    table = diff = None
+    pa.default_memory_pool().release_unused()
     return _Table(
         path=path,
         columns=columns,

@@ -326,7 +326,7 @@ def test_completion_style_and_template(stub, tmp_path):
     qs = write_questions(tmp_path / "q.jsonl", 2)
     out = tmp_path / "r.jsonl"
     st = settings(prompt=PromptTemplate(style="completion"))
-    s = generate_rationales(qs, out, OpenAIBackend(stub.url), st, show_progress=False)
+    s = generate_rationales(qs, out, OpenAIBackend(stub.url), st)  # with a progress bar
     assert s.kept == 2
     p = PromptTemplate()
     assert p.render("What is 2+3?", ["4", "5"]) == (
@@ -409,7 +409,7 @@ def test_local_transformers_backend_shares_kpod_eval_generation(tmp_path):
     out = tmp_path / "r.jsonl"
     backend = TransformersBackend(model, tok, batch_size=2)
     st = TeacherSettings(model="tiny", prompt=PromptTemplate(style="completion"), max_tokens=8)
-    s = generate_rationales(qs, out, backend, st, keep_wrong=True, show_progress=False)
+    s = generate_rationales(qs, out, backend, st, keep_wrong=True)
     assert s.generated == 5 and s.completion_tokens > 0 and s.prompt_tokens > 0
     recs = {
         r["id"]: r for p in (out, tmp_path / "r.jsonl.rejected.jsonl") for _, r in read_jsonl(p)

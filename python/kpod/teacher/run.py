@@ -496,30 +496,54 @@ def _count_new(run: _Run, summary: Summary) -> None:
     summary.truncated += run.truncated
 
 
+def _progress(total: int, show: bool) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="teacher", unit="sample", dynamic_ncols=True)
+
+
+def _tick(bar: Any, n: int, summary: Summary) -> None:
+    if bar is None:
+        return
+    bar.update(n)
+    elapsed = max(bar.format_dict["elapsed"], 1e-9)
+    bar.set_postfix(
+        tok_s=f"{summary.completion_tokens / elapsed:.0f}", failed=summary.failed, refresh=False
+    )
+
+
 def _run_local(
     run: _Run, backend: TransformersBackend, todo: list[Key], *, show_progress: bool
 ) -> None:
     s = run.settings
     chunk = max(1, backend.batch_size) * 32  # bounded memory for prompts at corpus scale
-    for start in range(0, len(todo), chunk):
-        keys = todo[start : start + chunk]
-        requests = [
-            s.prompt.request(run.questions[q]["question"], run.questions[q]["choices"])
-            for q, _ in keys
-        ]
+    bar = _progress(len(todo), show_progress)
+    try:
+        for start in range(0, len(todo), chunk):
+            keys = todo[start : start + chunk]
+            requests = [
+                s.prompt.request(run.questions[q]["question"], run.questions[q]["choices"])
+                for q, _ in keys
+            ]
 
-        def done(indices: list[int], comps: list[Completion], keys: list[Key] = keys) -> None:
-            run.record([(keys[i], c) for i, c in zip(indices, comps, strict=True)])
+            def done(indices: list[int], comps: list[Completion], keys: list[Key] = keys) -> None:
+                run.record([(keys[i], c) for i, c in zip(indices, comps, strict=True)])
+                _tick(bar, len(indices), run.summary)
 
-        backend.generate(
-            requests,
-            max_tokens=s.max_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            seed=None if s.seed is None else s.seed + start,
-            on_batch=done,
-            show_progress=show_progress,
-        )
+            backend.generate(
+                requests,
+                max_tokens=s.max_tokens,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                seed=None if s.seed is None else s.seed + start,
+                on_batch=done,
+                show_progress=False,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 async def _run_http(
@@ -554,11 +578,7 @@ async def _run_http(
             "top_p": s.top_p,
             "max_tokens": s.max_tokens,
         }
-        bar: Any = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc="teacher", unit="sample", dynamic_ncols=True)
+        bar = _progress(len(todo), show_progress)
         it = iter(todo)
 
         async def one(key: Key) -> None:
@@ -598,13 +618,7 @@ async def _run_http(
         async def worker() -> None:
             for key in it:  # shared: each key goes to exactly one worker
                 await one(key)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(
-                        tok_s=f"{summary.completion_tokens / max(bar.format_dict['elapsed'], 1e-9):.0f}",
-                        failed=summary.failed,
-                        refresh=False,
-                    )
+                _tick(bar, 1, summary)
 
         tasks = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(todo)))]
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -74,6 +75,15 @@ class _Recorder:
 
 
 _REAL_CURRICULUM = kpod.Curriculum
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _full_loss(model: Any, data: Any, tok: Any, kind: str) -> float:
@@ -285,10 +295,18 @@ def test_resume_equals_uninterrupted(
     )
     _Recorder.advances = 0
     kpod.Curriculum = _Recorder  # type: ignore[misc]
+    warned = _Warnings()
+    trainer_log = logging.getLogger("transformers.trainer")
+    trainer_log.addHandler(warned)
     try:
         resumed.train(resume_from_checkpoint=str(ckpt))
     finally:
         kpod.Curriculum = _REAL_CURRICULUM  # type: ignore[misc]
+        trainer_log.removeHandler(warned)
+    # The tied output head is saved once; resuming re-ties it without a data-loss warning.
+    assert not [m for m in warned.messages if "missing keys" in m], warned.messages
+    out_w = resumed.model.get_output_embeddings().weight
+    assert out_w is resumed.model.get_input_embeddings().weight
     # the schedule came from the checkpoint: only stages 3 and 4 were computed again
     assert _Recorder.advances == 2
     assert resumed.schedule.stage == full.schedule.stage == 4

@@ -209,14 +209,21 @@ def announce(p: Precision, what: str = "") -> None:
 def apply_to_training_args(args: Any, what: str) -> None:
     """Resolve ``args.bf16`` (a TrainingArguments subclass) before its ``__post_init__``.
 
+    Also what the hardware implies: no pinned memory without an accelerator.
+
     bf16 on the CPU also sets ``use_cpu`` (the Trainer refuses bf16 without an
     accelerator unless ``use_cpu`` is set), so one config serves both kinds of
     machine.
     """
+    use_cpu = bool(getattr(args, "use_cpu", False))
+    if use_cpu or not detect().cuda:
+        # Pinned memory only helps copies to an accelerator; without one torch warns
+        # on every epoch that it is set but unused.
+        args.dataloader_pin_memory = False
     if getattr(args, "fp16", False) and parse_setting(args.bf16) == "auto":
         args.bf16 = False
         return
-    p = resolve(args.bf16, use_cpu=bool(getattr(args, "use_cpu", False)))
+    p = resolve(args.bf16, use_cpu=use_cpu)
     announce(p, what)
     args.bf16 = p.bf16
     if p.bf16 and p.device == "cpu":

@@ -500,9 +500,32 @@ class KpodTrainer(Trainer):
         self.loss_is_scaled_for_ga = num_items_in_batch is not None
         return (loss, outputs) if return_outputs else loss
 
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        # A student whose output head is tied to its input embeddings (SmolLM2) saves
+        # the shared tensor once, so a resumed checkpoint "misses" lm_head.weight and
+        # the Trainer warns as if weights were lost. Those keys are re-tied here;
+        # any other missing or unexpected key still warns.
+        tied = tied_parameter_names(self.accelerator.unwrap_model(self.model))
+        missing = [k for k in load_result.missing_keys if k not in tied]
+        if len(missing) < len(load_result.missing_keys):
+            self.accelerator.unwrap_model(self.model).tie_weights()
+        load_result = type(load_result)(missing, load_result.unexpected_keys)
+        super()._issue_warnings_after_load(load_result)
+
 
 # --------------------------------------------------------------------------- helpers
 LOW_MEAN_WEIGHT = 0.1
+
+
+def tied_parameter_names(model: Any) -> set[str]:
+    """Names of parameters that share their tensor with an earlier-named parameter."""
+    seen: set[int] = set()
+    tied: set[str] = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            tied.add(name)
+        seen.add(id(param))
+    return tied
 
 
 def low_weight_warning(mean_weight: float | None, token_weight_norm: str) -> str | None:

@@ -78,7 +78,7 @@ def main() -> int:
         tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(cfg).requires_grad_(False)
-    emb = model.get_input_embeddings().weight.detach()
+    emb: Any = model.get_input_embeddings().weight.detach()
     module = KeypointWeighting(
         ModuleConfig(vocab_size=emb.shape[0], embed_dim=emb.shape[1]), emb, model
     )

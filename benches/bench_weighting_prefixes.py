@@ -77,7 +77,8 @@ def main() -> int:
         max_position_embeddings=2048,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(cfg).requires_grad_(False)
+    model: Any = LlamaForCausalLM(cfg)
+    model.requires_grad_(False)
     emb: Any = model.get_input_embeddings().weight.detach()
     module = KeypointWeighting(
         ModuleConfig(vocab_size=emb.shape[0], embed_dim=emb.shape[1]), emb, model

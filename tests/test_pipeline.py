@@ -119,8 +119,8 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
 def test_max_tokens_drops_long_training_examples(tmp_path: Path, student_dir: Path, capsys) -> None:
     import yaml
 
+    from kpod.data.prepared import load_prepared
     from kpod.pipeline import Run
-    from kpod.training.io import load_prepared
 
     path = _config(tmp_path, student_dir)
     full_out = tmp_path / "full"

@@ -142,9 +142,9 @@ def test_report_renders_in_chromium_without_overlapping_text(
 def test_report_figures_have_no_overlapping_text(tiny_report: Path) -> None:
     import numpy as np
 
+    from kpod.data.prepared import load_prepared
     from kpod.report import build_figures, rationale_weights, text_overlaps
     from kpod.schedule import StageResult
-    from kpod.training.io import load_prepared
 
     lines = (tiny_report / "train" / "kpod_stages.jsonl").read_text().splitlines()
     stages = [StageResult.from_dict(json.loads(x)) for x in lines]

@@ -96,8 +96,8 @@ def generate_batched(
     """
     import torch
 
+    from kpod.models import resolve_kind
     from kpod.training.collator import KpodCollator
-    from kpod.training.difficulty import resolve_kind
 
     kind = resolve_kind(model, kind)
     if batch_size < 1:
@@ -168,7 +168,7 @@ def generate_answers(
     ``on_batch(indices, texts)`` is called after every batch (evaluate uses it to
     keep finished generations on disk).
     """
-    from kpod.training.difficulty import resolve_kind
+    from kpod.models import resolve_kind
 
     kind = resolve_kind(model, kind)
     prompts = [prompt_ids(tokenizer, q, kind) for q in questions]

@@ -11,6 +11,11 @@ hub is reachable) and one offline alias:
     ``$KPOD_CACHE`` (default ``~/.cache/kpod/``); later loads read that copy
     (about 3 s). The package is located with ``importlib.util.find_spec`` and
     never imported.
+
+Students are of one of two kinds, ``"causal"`` (decoder-only) or ``"seq2seq"``
+(encoder-decoder); :func:`check_kind`, :func:`resolve_kind` (from a loaded
+model) and :func:`student_kind` (from a checkpoint folder) are the one place
+that names and resolves them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+Kind = Literal["causal", "seq2seq"]
+KINDS: tuple[Kind, ...] = ("causal", "seq2seq")
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -114,6 +122,41 @@ def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
     return tok
 
 
+def check_kind(kind: str) -> Kind:
+    """``kind`` when it is ``"causal"`` or ``"seq2seq"``; a ValueError saying which to use otherwise."""
+    if kind not in KINDS:
+        raise ValueError(
+            f"kind must be 'causal' or 'seq2seq', got {kind!r}; use 'causal' for decoder-only "
+            "students (Llama, SmolLM2) and 'seq2seq' for encoder-decoder ones (T5, FlanT5)"
+        )
+    return kind
+
+
+def resolve_kind(model: Any, kind: str | None = "auto") -> Kind:
+    """``kind`` or, for ``None``/``"auto"``, what ``model.config.is_encoder_decoder`` says."""
+    if kind in (None, "auto"):
+        base = model
+        if hasattr(base, "get_base_model"):  # peft
+            base = base.get_base_model()
+        return "seq2seq" if getattr(base.config, "is_encoder_decoder", False) else "causal"
+    return check_kind(kind)
+
+
+def student_kind(name_or_path: str | os.PathLike[str]) -> Kind:
+    """``"seq2seq"`` or ``"causal"`` from a checkpoint's config (adapters: their base model's)."""
+    import json
+
+    from transformers import AutoConfig
+
+    path = Path(resolve(str(name_or_path)))
+    adapter = path / "adapter_config.json"
+    if adapter.is_file():
+        task = json.loads(adapter.read_text()).get("task_type", "")
+        return "seq2seq" if str(task).upper().startswith("SEQ_2_SEQ") else "causal"
+    cfg = AutoConfig.from_pretrained(str(path))
+    return "seq2seq" if getattr(cfg, "is_encoder_decoder", False) else "causal"
+
+
 def load_model(
     name_or_path: str | os.PathLike[str], kind: str = "causal", dtype: Any = None
 ) -> Any:
@@ -125,11 +168,26 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    if kind not in ("causal", "seq2seq"):
-        raise ValueError(f"kind must be 'causal' or 'seq2seq', got {kind!r}")
+    kind = check_kind(kind)
     if isinstance(dtype, str):
         if not hasattr(torch, dtype):
             raise ValueError(f"unknown dtype {dtype!r}; use e.g. 'float32' or 'bfloat16'")
         dtype = getattr(torch, dtype)
     cls = AutoModelForCausalLM if kind == "causal" else AutoModelForSeq2SeqLM
     return cls.from_pretrained(resolve(name_or_path), dtype=dtype or torch.float32)
+
+
+def load_student(
+    name_or_path: str | os.PathLike[str], kind: str = "auto", dtype: Any = None
+) -> Any:
+    """A student model of ``kind`` (``"auto"``: :func:`student_kind`); a LoRA output folder is
+    loaded onto its base model and merged."""
+    if kind == "auto":
+        kind = student_kind(name_or_path)
+    path = Path(resolve(str(name_or_path)))
+    if (path / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM, AutoPeftModelForSeq2SeqLM
+
+        cls = AutoPeftModelForCausalLM if kind == "causal" else AutoPeftModelForSeq2SeqLM
+        return cls.from_pretrained(str(path)).merge_and_unload()
+    return load_model(name_or_path, kind=kind, dtype=dtype)

@@ -271,19 +271,19 @@ class Run:
         ``auto`` (the default) is bfloat16 where the device computes it natively
         and float32 elsewhere (:mod:`kpod.precision`).
         """
+        from kpod.models import load_student
         from kpod.precision import resolve_dtype
-        from kpod.training.io import load_student
 
         resolved = None if dtype is None else resolve_dtype(dtype)
         return load_student(path or self.config.student, kind=self.config.kind, dtype=resolved)
 
     def load_dataset(self, step: str) -> Any:
-        from kpod.training.io import load_prepared
+        from kpod.data.prepared import load_prepared
 
         return load_prepared(self.step_dir(step) / "dataset")
 
     def save_dataset(self, ds: Any, out: Path) -> None:
-        from kpod.training.io import save_prepared
+        from kpod.data.prepared import save_prepared
 
         save_prepared(ds, out / "dataset")
 

@@ -42,10 +42,10 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from kpod.models import load_tokenizer
+    from kpod.data.prepared import load_prepared, save_prepared
+    from kpod.models import load_student, load_tokenizer
     from kpod.precision import announce, resolve
     from kpod.training.difficulty import add_step_difficulty
-    from kpod.training.io import load_prepared, load_student, save_prepared
 
     data = load_prepared(args.data)
     tok = load_tokenizer(args.model)

@@ -71,9 +71,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from kpod.data import read_records
     from kpod.evaluation import evaluate_many
-    from kpod.models import load_tokenizer
+    from kpod.models import load_student, load_tokenizer
     from kpod.precision import resolve_dtype
-    from kpod.training.io import load_student
 
     sets = {
         name: list(itertools.islice(read_records(path, require_rationale=False), args.limit))

@@ -63,9 +63,9 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from transformers import HfArgumentParser
 
-    from kpod.models import load_tokenizer
+    from kpod.data.prepared import load_prepared
+    from kpod.models import load_student, load_tokenizer
     from kpod.training.config import KpodConfig, load_config
-    from kpod.training.io import load_prepared, load_student
     from kpod.training.trainer import train_kpod
 
     overrides = _overrides(args.set)

@@ -113,8 +113,8 @@ def _load_config_file(path: str | None) -> dict[str, Any]:
 def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from kpod.data.prepared import load_prepared
     from kpod.models import load_tokenizer
-    from kpod.training.io import load_prepared
     from kpod.weighting.train import WeightingConfig, train_weighting
 
     fields = _load_config_file(args.config)
@@ -151,7 +151,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from kpod.training.io import load_prepared, save_prepared
+    from kpod.data.prepared import load_prepared, save_prepared
     from kpod.weighting.module import KeypointWeighting
     from kpod.weighting.score import score_dataset
 
@@ -177,7 +177,7 @@ def _module_tokenizer(module_dir: str) -> Any:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from kpod.training.io import load_prepared
+    from kpod.data.prepared import load_prepared
     from kpod.weighting.view import render_html, render_png
 
     if args.tokenizer is None and args.module is None:

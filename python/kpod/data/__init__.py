@@ -1,5 +1,6 @@
 """Rationale data: loading, the paper's splits, step segmentation, answers,
-student-ready tokenization, question clusters and teacher filtering.
+student-ready tokenization (the prepared-example contract: :mod:`kpod.data.prepared`),
+question clusters and teacher filtering.
 
 Importing this package is cheap: ``datasets``, ``transformers`` and
 ``scikit-learn`` are imported inside the functions that need them.
@@ -26,6 +27,16 @@ from kpod.data.loaders import (
     read_records,
     records_to_dataset,
 )
+from kpod.data.prepared import (
+    ANSWER_PART,
+    PAD,
+    PREPARED_COLUMNS,
+    PROMPT,
+    check_example,
+    load_prepared,
+    save_prepared,
+    split_position,
+)
 from kpod.data.schema import FIELDS, InvalidRecordError, Record, SkipReport, validate_record
 from kpod.data.splits import PAPER_SIZES, paper_splits, write_splits
 from kpod.data.steps import (
@@ -36,20 +47,13 @@ from kpod.data.steps import (
     strip_answer_sentence,
 )
 from kpod.data.template import answer_part, format_example, prompt
-from kpod.data.tokenize import (
-    ANSWER_PART,
-    PREPARED_COLUMNS,
-    PROMPT,
-    AlignmentError,
-    check_example,
-    prepare_examples,
-    split_position,
-)
+from kpod.data.tokenize import AlignmentError, prepare_examples
 
 __all__ = [
     "ANSWER_PART",
     "FIELDS",
     "FORMATS",
+    "PAD",
     "PAPER_SIZES",
     "PREPARED_COLUMNS",
     "PROMPT",
@@ -74,6 +78,7 @@ __all__ = [
     "format_number",
     "is_answer_sentence",
     "kmeans",
+    "load_prepared",
     "load_records",
     "paper_splits",
     "parse_number",
@@ -82,6 +87,7 @@ __all__ = [
     "question_embeddings",
     "read_records",
     "records_to_dataset",
+    "save_prepared",
     "segment",
     "split_position",
     "split_steps",

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from kpod.data.prepared import PROMPT, optional_column, with_column
+
 __all__ = [
     "DEFAULT_MINIBATCH_THRESHOLD",
     "add_clusters",
@@ -34,15 +36,6 @@ __all__ = [
 DEFAULT_MINIBATCH_THRESHOLD = 20_000
 
 
-def _column(data: Any, name: str) -> list[Any] | None:
-    names = getattr(data, "column_names", None)
-    if names is not None:
-        return list(data[name]) if name in names else None
-    if isinstance(data, Sequence) and data and isinstance(data[0], dict):
-        return [row[name] for row in data] if name in data[0] else None
-    return None
-
-
 def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -53,11 +46,11 @@ def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
 
 def question_token_ids(data: Any, tokenizer: Any = None) -> list[list[int]]:
     """Token ids of each question (see the module docstring for the two sources)."""
-    input_ids = _column(data, "input_ids")
-    step_ids = _column(data, "step_ids")
+    input_ids = optional_column(data, "input_ids")
+    step_ids = optional_column(data, "step_ids")
     if input_ids is not None and step_ids is not None:
         prompts = [
-            [t for t, s in zip(ids, sids, strict=True) if s == -1]
+            [t for t, s in zip(ids, sids, strict=True) if s == PROMPT]
             for ids, sids in zip(input_ids, step_ids, strict=True)
         ]
         if not prompts:
@@ -73,7 +66,7 @@ def question_token_ids(data: Any, tokenizer: Any = None) -> list[list[int]]:
             q = p[pre : len(p) - suf] if len(prompts) > 1 else p
             out.append(q if q else p)
         return out
-    questions = _column(data, "question")
+    questions = optional_column(data, "question")
     if questions is None:
         if isinstance(data, Sequence) and all(isinstance(q, str) for q in data):
             questions = list(data)
@@ -147,9 +140,9 @@ def question_embeddings(
         if model is None:
             raise ValueError("pass model= (its input embeddings are pooled) or embedding_matrix=")
         embedding_matrix = _input_embedding_matrix(model)
-    if _column(data, "input_ids") is not None:
+    if optional_column(data, "input_ids") is not None:
         return mean_pool(question_token_ids(data), embedding_matrix, chunk=chunk)
-    questions = _column(data, "question")
+    questions = optional_column(data, "question")
     if questions is None:
         questions = list(data) if isinstance(data, Sequence) else None
     if questions is None or not all(isinstance(q, str) for q in questions):
@@ -247,6 +240,4 @@ def cluster_questions(
 def add_clusters(dataset: Any, **kwargs: Any) -> Any:
     """``dataset`` with an ``int64`` ``cluster`` column (see :func:`cluster_questions`)."""
     labels = cluster_questions(dataset, **kwargs)
-    if "cluster" in dataset.column_names:
-        dataset = dataset.remove_columns("cluster")
-    return dataset.add_column("cluster", labels.tolist())
+    return with_column(dataset, "cluster", labels.tolist())

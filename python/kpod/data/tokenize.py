@@ -19,33 +19,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kpod.data.prepared import ANSWER_PART, PREPARED_COLUMNS, PROMPT, check_example
 from kpod.data.steps import segment
 from kpod.data.template import format_example
 
-__all__ = [
-    "ANSWER_PART",
-    "PREPARED_COLUMNS",
-    "PROMPT",
-    "AlignmentError",
-    "align_example",
-    "check_example",
-    "prepare_examples",
-    "split_position",
-]
+__all__ = ["AlignmentError", "align_example", "prepare_examples"]
 
-PROMPT = -1
-ANSWER_PART = -2
-PREPARED_COLUMNS = (
-    "id",
-    "question",
-    "rationale",
-    "answer",
-    "steps",
-    "n_steps",
-    "input_ids",
-    "step_ids",
-    "answer_mask",
-)
 _NONWS = re.compile(r"\S")
 
 
@@ -106,49 +85,6 @@ def align_example(
         step_ids.append(ANSWER_PART)
         mask.append(0)
     return ids, step_ids, mask
-
-
-def check_example(step_ids: Sequence[int], n_steps: int) -> str | None:
-    """Why ``step_ids`` breaks the contract (-1.., 0.., 1.., ..., n-1.., -2..), or None."""
-    expected = 0
-    phase = "prompt"
-    for s in step_ids:
-        if phase == "prompt":
-            if s == PROMPT:
-                continue
-            phase = "steps"
-        if phase == "steps":
-            if s == expected:
-                expected += 1
-                continue
-            if s == expected - 1 and s >= 0:
-                continue
-            if s == ANSWER_PART:
-                phase = "answer"
-                continue
-            return f"step id {s} where {expected - 1} or {expected} was expected"
-        if phase == "answer" and s != ANSWER_PART:
-            return f"step id {s} after the answer part began"
-    if expected != n_steps:
-        return f"{n_steps - expected} step(s) without a token of their own (steps seen: {expected}/{n_steps})"
-    if phase != "answer":
-        return "no answer-part token"
-    return None
-
-
-def split_position(step_ids: Sequence[int], given_steps: int) -> int:
-    """First position ``p`` whose step id is ``>= given_steps`` or the answer part.
-
-    With ``given_steps = c_i`` leading steps as input, ``input_ids[:p]`` is the
-    input and ``input_ids[p:]`` what the student writes (docs/architecture.md,
-    "Stage examples").
-    """
-    if given_steps < 0:
-        raise ValueError(f"given_steps must be >= 0, got {given_steps}")
-    for p, s in enumerate(step_ids):
-        if s == ANSWER_PART or s >= given_steps:
-            return p
-    return len(step_ids)
 
 
 def _batch_fn(tokenizer: Any, eos_id: int) -> Any:
@@ -247,8 +183,9 @@ def prepare_examples(
     """
     import datasets
 
-    if kind not in ("causal", "seq2seq"):
-        raise ValueError(f"kind must be 'causal' or 'seq2seq', got {kind!r}")
+    from kpod.models import check_kind
+
+    kind = check_kind(kind)
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
             "prepare_examples needs a fast (Rust-backed) tokenizer for character offsets; "

@@ -220,11 +220,10 @@ class TransformersBackend:
             raise TeacherError(
                 'the local transformers backend needs the training stack: pip install "kpod[train]"'
             ) from None
-        from kpod.training.difficulty import resolve_kind
+        from kpod.models import resolve_kind
 
         if isinstance(model, (str, os.PathLike)):
-            from kpod.models import load_tokenizer
-            from kpod.training.io import load_student
+            from kpod.models import load_student, load_tokenizer
 
             self.model_name = str(model)
             tokenizer = tokenizer if tokenizer is not None else str(model)

@@ -18,20 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from kpod.data.prepared import split_position, with_column
+from kpod.models import resolve_kind
 from kpod.training.collator import KpodCollator
-from kpod.training.stages import check_kind, stage_example, target_start
+from kpod.training.stages import stage_example
 
-__all__ = ["add_step_difficulty", "resolve_kind", "step_difficulties", "token_nll"]
-
-
-def resolve_kind(model: Any, kind: str | None = "auto") -> str:
-    """``kind`` or, for ``None``/``"auto"``, what ``model.config.is_encoder_decoder`` says."""
-    if kind in (None, "auto"):
-        base = model
-        if hasattr(base, "get_base_model"):  # peft
-            base = base.get_base_model()
-        return "seq2seq" if getattr(base.config, "is_encoder_decoder", False) else "causal"
-    return check_kind(kind)
+__all__ = ["add_step_difficulty", "step_difficulties", "token_nll"]
 
 
 def token_nll(model: Any, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
@@ -164,7 +156,7 @@ def step_difficulties(
                     feats.append(
                         stage_example(row, 0, kind, eos_token_id=eos, equal_token_weights=True)
                     )
-                    cuts.append(target_start(row["step_ids"], 0))
+                    cuts.append(split_position(row["step_ids"], 0))
                 batch = {k: v.to(device) for k, v in collate(feats).items() if k != "token_weights"}
                 nll = token_nll(model, batch, kind).cpu().numpy()
                 for b, i in enumerate(idx):
@@ -197,7 +189,5 @@ def add_step_difficulty(dataset: Any, model: Any, **kwargs: Any) -> Any:
     diffs = step_difficulties(model, dataset, **kwargs)
     values = [d.tolist() for d in diffs]
     if hasattr(dataset, "add_column"):
-        if "step_difficulty" in dataset.column_names:
-            dataset = dataset.remove_columns("step_difficulty")
-        return dataset.add_column("step_difficulty", values)
+        return with_column(dataset, "step_difficulty", values)
     return [{**row, "step_difficulty": v} for row, v in zip(dataset, values, strict=True)]

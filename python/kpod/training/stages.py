@@ -2,7 +2,8 @@
 
 The contract (docs/architecture.md, "Stage examples"): at stage ``t`` question
 ``i`` has ``c_i`` given steps. Let ``p`` be the first position whose
-``step_ids`` is ``>= c_i`` or ``-2`` (the answer part). Causal students read
+``step_ids`` is ``>= c_i`` or ``-2`` (the answer part;
+:func:`kpod.data.prepared.split_position`). Causal students read
 ``input_ids`` whole with labels ``-100`` before ``p``; seq2seq students read
 ``input_ids[:p] + [EOS]`` in the encoder and write ``input_ids[p:]``. Token
 weights follow the labels. Nothing here re-tokenizes.
@@ -15,47 +16,22 @@ on access, so a new stage costs one array assignment.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-Kind = Literal["causal", "seq2seq"]
+from kpod.data.prepared import column, column_names, split_position
+from kpod.models import Kind, check_kind
 
 IGNORE_INDEX = -100
-PROMPT_STEP = -1
-ANSWER_STEP = -2
 
 __all__ = [
-    "ANSWER_STEP",
     "IGNORE_INDEX",
-    "PROMPT_STEP",
-    "Kind",
+    "TOKEN_WEIGHT_NORMS",
     "StageDataset",
-    "check_kind",
+    "normalize_token_weights",
     "stage_example",
-    "target_start",
 ]
-
-
-def check_kind(kind: str) -> Kind:
-    if kind not in ("causal", "seq2seq"):
-        raise ValueError(
-            f"kind must be 'causal' or 'seq2seq', got {kind!r}; use 'causal' for decoder-only "
-            "students (Llama, SmolLM2) and 'seq2seq' for encoder-decoder ones (T5, FlanT5)"
-        )
-    return kind  # type: ignore[return-value]
-
-
-def target_start(step_ids: Sequence[int] | np.ndarray, given_steps: int) -> int:
-    """First position whose step id is ``>= given_steps`` or the answer part (``-2``)."""
-    ids = np.asarray(step_ids)
-    hits = np.flatnonzero((ids >= given_steps) | (ids == ANSWER_STEP))
-    if hits.size == 0:
-        raise ValueError(
-            "step_ids has no rationale step >= the given-step count and no answer-part token "
-            "(-2); the example is not a prepared example (see docs/architecture.md)"
-        )
-    return int(hits[0])
 
 
 def stage_example(
@@ -116,7 +92,7 @@ def stage_example(
             raise ValueError(
                 f"token_weights has {len(weights)} entries but input_ids has {len(input_ids)}"
             )
-    p = target_start(step_ids, given_steps)
+    p = split_position(step_ids, given_steps)
     if kind == "causal":
         labels = [IGNORE_INDEX] * p + input_ids[p:]
         tw = [0.0] * p + weights[p:]
@@ -179,7 +155,7 @@ class StageDataset:
             )
         self.eos_token_id = eos_token_id
         self.equal_token_weights = equal_token_weights
-        cols = _column_names(examples)
+        cols = column_names(examples)
         for needed in ("input_ids", "step_ids", "n_steps"):
             if needed not in cols:
                 raise ValueError(
@@ -191,13 +167,13 @@ class StageDataset:
                 "training data has no 'token_weights' column; run `kpod weights score` first or "
                 "set equal_token_weights=True (the w.o.-sig ablation)"
             )
-        self.input_ids = [np.asarray(x, dtype=np.int64) for x in _column(examples, "input_ids")]
-        self.step_ids = [np.asarray(x, dtype=np.int64) for x in _column(examples, "step_ids")]
-        self.n_steps = np.asarray(_column(examples, "n_steps"), dtype=np.int64)
+        self.input_ids = [np.asarray(x, dtype=np.int64) for x in column(examples, "input_ids")]
+        self.step_ids = [np.asarray(x, dtype=np.int64) for x in column(examples, "step_ids")]
+        self.n_steps = np.asarray(column(examples, "n_steps"), dtype=np.int64)
         self.token_weights = (
             None
             if equal_token_weights
-            else [np.asarray(x, dtype=np.float32) for x in _column(examples, "token_weights")]
+            else [np.asarray(x, dtype=np.float32) for x in column(examples, "token_weights")]
         )
         self.mean_rationale_weight: float | None = None
         if self.token_weights is not None:
@@ -245,23 +221,3 @@ class StageDataset:
             eos_token_id=self.eos_token_id,
             equal_token_weights=self.equal_token_weights,
         )
-
-
-def _column_names(examples: Any) -> list[str]:
-    names = getattr(examples, "column_names", None)
-    if names is not None:
-        return list(names)
-    if isinstance(examples, Mapping):
-        return list(examples.keys())
-    if isinstance(examples, Sequence) and examples and isinstance(examples[0], Mapping):
-        return list(examples[0].keys())
-    raise ValueError(
-        "examples must be a datasets.Dataset, a dict of columns or a list of dicts, got "
-        f"{type(examples).__name__}"
-    )
-
-
-def _column(examples: Any, name: str) -> list[Any]:
-    if isinstance(examples, Sequence) and not hasattr(examples, "column_names"):
-        return [row[name] for row in examples]
-    return list(examples[name])

@@ -30,10 +30,12 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from kpod.data.prepared import has_column, optional_column
+from kpod.models import resolve_kind
 from kpod.schedule import StageResult, budget_never_bound
 from kpod.training.collator import KpodCollator
 from kpod.training.config import KpodConfig
-from kpod.training.difficulty import resolve_kind, step_difficulties
+from kpod.training.difficulty import step_difficulties
 from kpod.training.loss import weighted_token_loss
 from kpod.training.stages import StageDataset
 
@@ -359,9 +361,8 @@ class KpodTrainer(Trainer):
         if low:
             warnings.warn(low, stacklevel=2)
         self._pad_id = int(pad)
-        cols = _columns(train_dataset)
-        diffs = _column_or_none(train_dataset, "step_difficulty", cols)
-        clusters: Any = _column_or_none(train_dataset, "cluster", cols)
+        diffs = optional_column(train_dataset, "step_difficulty")
+        clusters: Any = optional_column(train_dataset, "cluster")
         if clusters is None and not args.no_progression and args.effective_beta > 0:
             clusters = _compute_clusters(model, train_dataset, args.n_clusters, args.seed)
         self.schedule = CurriculumSchedule(self.stage_dataset.n_steps, diffs, clusters, args)
@@ -571,9 +572,9 @@ def _eval_stage_data(data: Any, kind: str, eos: int | None, args: KpodConfig) ->
     """Prepared eval examples as stage examples with the full rationale as target."""
     if isinstance(data, Mapping):
         return {name: _eval_stage_data(d, kind, eos, args) for name, d in data.items()}
-    if isinstance(data, StageDataset) or "step_ids" not in _columns(data):
+    if isinstance(data, StageDataset) or not has_column(data, "step_ids"):
         return data  # already stage examples (input_ids/labels/token_weights)
-    equal = args.equal_token_weights or "token_weights" not in _columns(data)
+    equal = args.equal_token_weights or not has_column(data, "token_weights")
     ds = StageDataset(
         data,
         kind,
@@ -597,23 +598,6 @@ def _base_model(model: Any) -> Any:
 
 def _base_config(model: Any) -> Any:
     return _base_model(model).config
-
-
-def _columns(data: Any) -> list[str]:
-    names = getattr(data, "column_names", None)
-    if names is not None:
-        return list(names)
-    if isinstance(data, Sequence) and data:
-        return list(data[0].keys())
-    return []
-
-
-def _column_or_none(data: Any, name: str, cols: list[str]) -> list[Any] | None:
-    if name not in cols:
-        return None
-    if isinstance(data, Sequence) and not hasattr(data, "column_names"):
-        return [row[name] for row in data]
-    return list(data[name])
 
 
 def _compute_clusters(model: Any, data: Any, k: int, seed: int) -> np.ndarray:
@@ -667,7 +651,7 @@ def train_kpod(
         config.output_dir = str(output_dir)
     if not config.output_dir:
         raise ValueError("train_kpod needs an output_dir (argument or config.output_dir)")
-    if not config.no_progression and "step_difficulty" not in _columns(dataset):
+    if not config.no_progression and not has_column(dataset, "step_difficulty"):
         from kpod.training.difficulty import add_step_difficulty
 
         dataset = add_step_difficulty(

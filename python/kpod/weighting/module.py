@@ -23,16 +23,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from kpod.data.prepared import ANSWER_PART, PAD, PROMPT
 from kpod.weighting.losses import combined_loss, gumbel_keep_mask, mask_loss, prefix_answer_loss
 
 CONFIG_FILE = "weighting_config.json"
 WEIGHTS_FILE = "weighting.safetensors"
 PREDICTOR_DIR = "predictor"
 
-# step_ids values of the prepared-example contract (docs/architecture.md).
-PROMPT = -1
-ANSWER = -2
-PAD = -3
+# step_ids values of the prepared-example contract (kpod.data.prepared).
+ANSWER = ANSWER_PART
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

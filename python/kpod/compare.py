@@ -20,6 +20,15 @@ that differ only in seed:
 :func:`markdown` and :func:`html_page` render the result; the tables of
 docs/REPRODUCTION.md are :func:`markdown` of the archive.
 
+Pooling over seeds resamples, by default (``scheme="pairs"``), question-seed pairs
+as independent units (the tables of docs/REPRODUCTION.md's settings 1 and 2). With
+``scheme="questions"`` it resamples questions and keeps every seed of a drawn
+question (:func:`kpod.stats.question_bootstrap`): a question answered alike under
+every seed is one unit, so seeds narrow the interval only as far as they disagree.
+:func:`factorial` gives the main effects and the interaction of a 2x2 design
+(token weights x progression) the same way, and :func:`power` the smallest
+difference an interval could detect.
+
 Runs are grouped by their config with every ``seed`` key, ``run_dir`` and
 ``evaluation.before`` removed (plus any ``ignore`` keys), and, for archived records,
 by their variant name. numpy only, plus PyYAML for run directories whose
@@ -39,18 +48,24 @@ from typing import Any
 
 import numpy as np
 
-from kpod.stats import bootstrap_interval, paired_difference
+from kpod.stats import bootstrap_interval, paired_difference, question_bootstrap
 
 __all__ = [
     "Comparison",
+    "Effect",
     "GroupRow",
     "RunResult",
     "RunRow",
     "compare",
+    "effects_markdown",
+    "factorial",
     "from_record",
     "html_page",
     "load_runs",
     "markdown",
+    "multi_baseline_markdown",
+    "power",
+    "power_markdown",
 ]
 
 ACC_RESAMPLES = 1000
@@ -290,6 +305,7 @@ class Comparison:
     # (group, seed, per stage: questions whose given steps differ from the baseline's)
     schedule_differences: list[tuple[str, int, list[int]]]
     warnings: list[str] = field(default_factory=list)
+    scheme: str = "pairs"  # how pooled intervals resample: "pairs" or "questions"
 
 
 def _scheduled(run: RunResult) -> list[dict[str, Any]]:
@@ -331,11 +347,20 @@ def compare(
     baseline: str | None = None,
     sets: Sequence[str] | None = None,
     ignore: Iterable[str] = (),
+    scheme: str = "pairs",
 ) -> Comparison:
     """Accuracies, paired differences against ``baseline`` (a group label, a run's
-    name or path; default: the first run's group) and schedules of ``runs``."""
+    name or path; default: the first run's group) and schedules of ``runs``.
+
+    ``scheme``: how the pooled intervals resample: ``"pairs"`` (question-seed pairs
+    as independent units) or ``"questions"`` (questions, every seed of a drawn
+    question kept; :func:`kpod.stats.question_bootstrap`). The per-run intervals
+    are the same under both.
+    """
     if not runs:
         raise ValueError("nothing to compare: no runs")
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
     warnings: list[str] = []
     groups = _groups(runs, ignore, warnings)
     base = _find_baseline(groups, baseline)
@@ -356,6 +381,8 @@ def compare(
     for label, members in groups.items():
         acc_parts: dict[str, list[np.ndarray]] = {}
         diff_parts: dict[str, list[np.ndarray]] = {}
+        acc_ids: dict[str, list[list[str]]] = {}
+        diff_ids: dict[str, list[list[str]]] = {}
         for run in members:
             ref = None if label == base else partner(run)
             row = RunRow(label, run, {}, {}, {}, None if ref is None else ref.source)
@@ -366,16 +393,28 @@ def compare(
                 row.accuracy[ds] = _accuracy(c)
                 row.n[ds] = int(c.size)
                 acc_parts.setdefault(ds, []).append(c)
+                acc_ids.setdefault(ds, []).append(run.ids[ds])
                 if ref is not None and ds in ref.correct and run.ids[ds] == ref.ids[ds]:
                     d = c.astype(np.float64) - ref.correct[ds]
                     row.difference[ds] = paired_difference(d, n_resamples=DIFF_RESAMPLES)
                     diff_parts.setdefault(ds, []).append(d)
+                    diff_ids.setdefault(ds, []).append(run.ids[ds])
             rows.append(row)
         g = GroupRow(label, len(acc_parts.get(sets[0], [])) if sets else 0, {}, {})
         for ds, parts in acc_parts.items():
-            g.accuracy[ds] = _accuracy(np.concatenate(parts))
+            if scheme == "pairs":
+                g.accuracy[ds] = _accuracy(np.concatenate(parts))
+            else:
+                m = _question_matrix(acc_ids[ds], parts, f"{label}: {ds}", warnings)
+                g.accuracy[ds] = question_bootstrap(m, n_resamples=ACC_RESAMPLES)
         for ds, dparts in diff_parts.items():
-            g.difference[ds] = paired_difference(np.concatenate(dparts), n_resamples=DIFF_RESAMPLES)
+            if scheme == "pairs":
+                g.difference[ds] = paired_difference(
+                    np.concatenate(dparts), n_resamples=DIFF_RESAMPLES
+                )
+            else:
+                m = _question_matrix(diff_ids[ds], dparts, f"{label} - {base}: {ds}", warnings)
+                g.difference[ds] = question_bootstrap(m, n_resamples=DIFF_RESAMPLES)
         pooled.append(g)
 
     schedules: list[tuple[str, int, list[tuple[int, int, bool]]]] = []
@@ -413,7 +452,149 @@ def compare(
                 else:
                     why = "not on the same questions as its baseline run"
                 warnings.append(f"{row.run.source}: {ds}: no paired difference ({why})")
-    return Comparison(sets, base, rows, pooled, schedules, differences, warnings)
+    return Comparison(sets, base, rows, pooled, schedules, differences, warnings, scheme)
+
+
+SCHEMES = ("pairs", "questions")
+
+
+def _question_matrix(
+    ids: Sequence[Sequence[str]],
+    values: Sequence[np.ndarray],
+    what: str,
+    warnings: list[str] | None = None,
+) -> np.ndarray:
+    """(runs x questions) matrix of ``values`` on the questions every run has, in the
+    first run's order; a note in ``warnings`` when some questions are left out."""
+    common = set(ids[0])
+    for q in ids[1:]:
+        common &= set(q)
+    order = [q for q in dict.fromkeys(ids[0]) if q in common]
+    rows = []
+    for q_ids, v in zip(ids, values, strict=True):
+        index = {q: i for i, q in enumerate(q_ids)}
+        rows.append(np.asarray(v, dtype=np.float64)[[index[q] for q in order]])
+    left = sum(len(q) for q in ids) - len(order) * len(ids)
+    if left and warnings is not None:
+        warnings.append(
+            f"{what}: {left} question evaluations left out of the pooled interval "
+            f"(only the {len(order)} questions every seed evaluated are resampled)"
+        )
+    return np.vstack(rows) if rows else np.empty((0, 0))
+
+
+# ----------------------------------------------------------------- 2x2 design
+@dataclass
+class Effect:
+    """One contrast of the 2x2 design on one test set, pooled over seeds.
+
+    ``estimate`` is (mean, low, high) of the per-question contrast, the interval
+    resampling questions with every seed kept (:func:`kpod.stats.question_bootstrap`);
+    ``per_seed`` the contrast of each seed alone, so the seeds' spread shows.
+    """
+
+    name: str
+    contrast: str
+    set: str
+    estimate: Interval
+    per_seed: list[tuple[int, float]]
+    questions: int
+
+
+# Cells of the 2x2: (token weights, progression) -> role name.
+FACTORIAL_CELLS = ("neither", "weights", "progression", "both")
+EFFECTS = (
+    ("weights", "((both - progression) + (weights - neither)) / 2"),
+    ("progression", "((both - weights) + (progression - neither)) / 2"),
+    ("interaction", "(both - progression) - (weights - neither)"),
+)
+
+
+def _contrast(name: str, k: np.ndarray, s: np.ndarray, p: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Per-question contrast ``name`` from the cells both (k), progression only (s),
+    weights only (p) and neither (c), each a (seeds x questions) 0/1 matrix."""
+    if name == "weights":
+        return ((k - s) + (p - c)) / 2
+    if name == "progression":
+        return ((k - p) + (s - c)) / 2
+    if name == "interaction":
+        return (k - s) - (p - c)
+    raise ValueError(f"unknown effect {name!r}")
+
+
+def factorial(
+    runs: Sequence[RunResult],
+    *,
+    neither: str = "cot",
+    weights: str = "wo-prog",
+    progression: str = "wo-sig",
+    both: str = "kpod",
+    sets: Sequence[str] | None = None,
+    ignore: Iterable[str] = (),
+    n_resamples: int = DIFF_RESAMPLES,
+) -> tuple[list[Effect], list[str]]:
+    """Main effects and interaction of the 2x2 design token weights x progression.
+
+    Cells (group labels or run names): ``neither`` (plain CoT), ``weights`` (token
+    weights only: w.o.-prog), ``progression`` (progression only: w.o.-sig) and
+    ``both`` (KPOD). Runs are paired by seed and question id: only seeds that have
+    all four cells and only questions that every one of those runs evaluated take
+    part. For question q of seed s the contrasts are
+
+    * weights: ((KPOD - w.o.-sig) + (w.o.-prog - CoT)) / 2, the gain from the token
+      weights averaged over progression off and on;
+    * progression: ((KPOD - w.o.-prog) + (w.o.-sig - CoT)) / 2;
+    * interaction: (KPOD - w.o.-sig) - (w.o.-prog - CoT), how much more the weights
+      give with progression than without (the same as for progression).
+
+    Each is averaged over seeds and questions; its 95% interval resamples questions
+    with every seed of a drawn question kept. Returns (effects, notes).
+    """
+    notes: list[str] = []
+    groups = _groups(runs, ignore)
+    cells = {}
+    for role, name in zip(FACTORIAL_CELLS, (neither, weights, progression, both), strict=True):
+        cells[role] = groups[_find_baseline(groups, name)]
+    if sets is None:
+        sets = list(dict.fromkeys(ds for r in runs for ds in r.correct))
+    out: list[Effect] = []
+    for ds in sets:
+        by_seed = {
+            role: {r.seed: r for r in members if ds in r.correct and r.evaluated == "after"}
+            for role, members in cells.items()
+        }
+        seeds = sorted(set.intersection(*(set(m) for m in by_seed.values())))
+        if not seeds:
+            notes.append(f"{ds}: no seed has all four cells of the 2x2; no effects")
+            continue
+        missing = sorted(set().union(*(set(m) for m in by_seed.values())) - set(seeds))
+        if missing:
+            notes.append(
+                f"{ds}: seeds {missing} lack a cell of the 2x2 and are left out of its effects"
+            )
+        runs_in = [by_seed[role][s] for s in seeds for role in FACTORIAL_CELLS]
+        m = _question_matrix(
+            [r.ids[ds] for r in runs_in], [r.correct[ds] for r in runs_in], f"2x2: {ds}", notes
+        )
+        m = m.reshape(len(seeds), len(FACTORIAL_CELLS), -1)
+        c, p, s_, k = (m[:, i, :] for i in range(len(FACTORIAL_CELLS)))
+        for name, text in EFFECTS:
+            x = _contrast(name, k, s_, p, c)
+            est = question_bootstrap(x, n_resamples=n_resamples)
+            per_seed = [(seed, float(row.mean())) for seed, row in zip(seeds, x, strict=True)]
+            out.append(Effect(name, text, ds, est, per_seed, int(x.shape[1])))
+    return out, notes
+
+
+def power(cmp: Comparison, group: str) -> dict[str, tuple[float, float]]:
+    """``{set: (half-width, 80%-power difference)}`` of ``group``'s pooled paired
+    difference against ``cmp``'s baseline (:func:`kpod.stats.detectable_difference`)."""
+    from kpod.stats import detectable_difference
+
+    g = next((g for g in cmp.pooled if g.group == group), None)
+    if g is None:
+        return {}
+    return {ds: detectable_difference(iv[1], iv[2]) for ds, iv in g.difference.items()}
 
 
 # ----------------------------------------------------------------- rendering
@@ -422,9 +603,15 @@ def fmt_accuracy(iv: Interval) -> str:
     return f"{100 * m:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
+def _points(x: float) -> float:
+    """``x`` in points, rounded to 0.1, with -0.0 as 0.0 (an exact zero computed as a
+    difference of floats must not print as "-0.0")."""
+    return round(100 * x, 1) + 0.0
+
+
 def fmt_difference(iv: Interval) -> str:
     m, lo, hi = iv
-    return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return f"{_points(m):+.1f} [{_points(lo):+.1f}, {_points(hi):+.1f}]"
 
 
 @dataclass
@@ -557,6 +744,135 @@ def accuracy_markdown(
         "",
         *_md(phead, pbody),
     ]
+    return "\n".join(lines) + "\n"
+
+
+def multi_baseline_markdown(
+    cmps: Sequence[tuple[str, Comparison]],
+    *,
+    set_names: Mapping[str, str] | None = None,
+    short_set_names: Mapping[str, str] | None = None,
+    label_column: str = "run",
+) -> str:
+    """The per-run and pooled tables with paired differences against several baselines.
+
+    ``cmps``: (display name of the baseline, :func:`compare` of the same runs against
+    it), in column order; the accuracies are the first comparison's.
+    """
+    if not cmps:
+        return ""
+    names = _Names(set_names or {}, cmps[0][0], label_column, short_set_names or {})
+    first = cmps[0][1]
+    sets = first.sets
+
+    def run_key(row: RunRow) -> tuple[str, str, int]:
+        return (row.run.source or row.run.label, row.run.evaluated, row.run.seed)
+
+    by_run = [{run_key(r): r for r in cmp.rows} for _, cmp in cmps]
+    by_group = [{g.group: g for g in cmp.pooled} for _, cmp in cmps]
+    diff_head = [f"- {b}, {names.ds_short(ds)}" for b, _ in cmps for ds in sets]
+    head = [label_column, "seed", *(names.ds(ds) for ds in sets), *diff_head, "train s"]
+    body = []
+    for row in first.rows:
+        cells = [row.group, str(row.run.seed)]
+        for ds in sets:
+            iv = row.accuracy.get(ds)
+            cells.append("not run" if iv is None else f"{fmt_accuracy(iv)} (n={row.n[ds]})")
+        for table in by_run:
+            other = table.get(run_key(row))
+            for ds in sets:
+                d = None if other is None else other.difference.get(ds)
+                cells.append("" if d is None else fmt_difference(d))
+        cells.append(_train_cell(row.run, names, first.baseline))
+        body.append(cells)
+    phead = [label_column, "seeds", *(names.ds(ds) for ds in sets), *diff_head]
+    pbody = []
+    for g in first.pooled:
+        cells = [g.group, str(g.runs)]
+        for ds in sets:
+            iv = g.accuracy.get(ds)
+            cells.append("not run" if iv is None else fmt_accuracy(iv))
+        for groups in by_group:
+            pooled = groups.get(g.group)
+            for ds in sets:
+                d = None if pooled is None else pooled.difference.get(ds)
+                cells.append("" if d is None else fmt_difference(d))
+        pbody.append(cells)
+    against = " and ".join(b for b, _ in cmps)
+    pooled_how = (
+        "questions resampled with every seed of a drawn question kept"
+        if first.scheme == "questions"
+        else "question-seed pairs resampled"
+    )
+    lines = [
+        "Per run (accuracy % with 95% bootstrap interval; paired bootstrap difference "
+        f"against the {against} runs of the same seed on the same questions):",
+        "",
+        *_md(head, body),
+        "",
+        f"Pooled over seeds (differences paired per question and seed; {pooled_how}):",
+        "",
+        *_md(phead, pbody),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def effects_markdown(
+    effects: Sequence[Effect],
+    *,
+    set_names: Mapping[str, str] | None = None,
+    cell_names: Mapping[str, str] | None = None,
+) -> str:
+    """The 2x2 effects as a Markdown table ("" when there are none).
+
+    ``cell_names``: display names of the cells in the contrast column, e.g.
+    ``{"both": "KPOD", "neither": "CoT", ...}``.
+    """
+    if not effects:
+        return ""
+    sn = set_names or {}
+    head = ["effect", "set", "estimate, points [95% CI]", "per seed", "seeds x questions"]
+    rows = []
+    for e in effects:
+        contrast = e.contrast
+        for role, text in (cell_names or {}).items():
+            contrast = re.sub(rf"\b{role}\b", text, contrast)
+        rows.append(
+            [
+                f"{e.name}: {contrast}",
+                sn.get(e.set, e.set),
+                fmt_difference(e.estimate),
+                " / ".join(f"{_points(v):+.1f}" for _, v in e.per_seed),
+                f"{len(e.per_seed)} x {e.questions}",
+            ]
+        )
+    return "\n".join(_md(head, rows)) + "\n"
+
+
+def power_markdown(
+    cmp: Comparison,
+    group: str,
+    *,
+    set_names: Mapping[str, str] | None = None,
+    group_name: str | None = None,
+    baseline_name: str | None = None,
+) -> str:
+    """One line per test set: the smallest difference ``group``'s pooled interval
+    against the baseline could detect (:func:`power`); "" when unpaired."""
+    pw = power(cmp, group)
+    if not pw:
+        return ""
+    sn = set_names or {}
+    who = f"{group_name or group} - {baseline_name or cmp.baseline}"
+    g = next(g for g in cmp.pooled if g.group == group)
+    lines = []
+    for ds, (half, mde) in pw.items():
+        lines.append(
+            f"- {sn.get(ds, ds)}: {who} pooled over {g.runs} seeds: the interval is "
+            f"+-{100 * half:.1f} points wide on each side, so an observed difference "
+            f"must exceed {100 * half:.1f} points to exclude 0; a true difference of "
+            f"{100 * mde:.1f} points is detected with 80% probability."
+        )
     return "\n".join(lines) + "\n"
 
 

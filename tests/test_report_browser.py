@@ -148,7 +148,7 @@ def test_report_figures_have_no_overlapping_text(tiny_report: Path) -> None:
 
     lines = (tiny_report / "train" / "kpod_stages.jsonl").read_text().splitlines()
     stages = [StageResult.from_dict(json.loads(x)) for x in lines]
-    clusters = np.asarray(json.loads((tiny_report / "clusters" / "clusters.json").read_text()))
+    clusters = np.asarray(load_prepared(tiny_report / "clusters" / "dataset")["cluster"])
     weights = rationale_weights(load_prepared(tiny_report / "scores" / "dataset"))
     figs = build_figures(stages, clusters, weights)
     assert list(figs) == list(FIGURES)

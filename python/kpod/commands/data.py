@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import time
@@ -349,11 +348,9 @@ def _prepare(args: argparse.Namespace) -> int:
             f"{args.path}: {len(missing)} record(s) have no rationale (e.g. {missing[:3]}); "
             "a student-ready dataset needs one per example"
         )
-    import datasets
-
-    from kpod.data import prepare_examples
-    from kpod.data.filtering import filter_by_answer
+    from kpod.data.prepared import save_prepared
     from kpod.models import load_tokenizer
+    from kpod.pipeline.steps import prepare_training_data
 
     policy = args.filter
     if policy == "auto":
@@ -364,33 +361,24 @@ def _prepare(args: argparse.Namespace) -> int:
         "records": len(records),
         "skipped": len(report),
     }
-    if policy != "off":
-        records, frep = filter_by_answer(records, keep_disagreeing=policy == "keep")
-        print(frep.summary())
+    keep = ["choices"] + (["teacher_answer", "teacher_agrees"] if policy == "keep" else [])
+    ds, frep = prepare_training_data(
+        records,
+        load_tokenizer(args.tokenizer),
+        kind=args.kind,
+        teacher_filter=policy,
+        keep_columns=keep,
+        num_proc=args.num_proc,
+    )
+    if frep is not None:
         meta["filter"] = {k: v for k, v in vars(frep).items() if k != "dropped_ids"}
         meta["filter"]["dropped_ids"] = frep.dropped_ids
-        if not records:
-            raise ValueError("teacher filtering left no examples (use --filter keep or off)")
-    keep = ["choices"] + (["teacher_answer", "teacher_agrees"] if policy == "keep" else [])
-    rows = [{k: r[k] for k in ("id", "question", "rationale", "answer", *keep)} for r in records]
-    tokenizer = load_tokenizer(args.tokenizer)
-    ds = prepare_examples(
-        datasets.Dataset.from_list(rows),
-        tokenizer,
-        kind=args.kind,
-        num_proc=args.num_proc,
-        keep_columns=keep,
-    )
     if args.clusters:
         from kpod.data.clusters import add_clusters
         from kpod.models import load_model
 
         model = load_model(args.model or args.tokenizer, kind=args.kind)
         ds = add_clusters(ds, model=model, k=args.clusters, seed=args.seed)
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    ds.save_to_disk(str(tmp))
     meta.update(
         examples=len(ds),
         tokenizer=args.tokenizer,
@@ -400,12 +388,9 @@ def _prepare(args: argparse.Namespace) -> int:
         command="kpod " + " ".join(sys.argv[1:]),
         seconds=round(time.time() - t0, 1),
     )
-    (tmp / "kpod_prepare.json").write_text(
-        json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8"
+    save_prepared(
+        ds, out, extra={"kpod_prepare.json": json.dumps(meta, indent=1, ensure_ascii=False)}
     )
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.replace(out)
     n_steps = list(ds["n_steps"])
     print(
         f"wrote {len(ds)} examples to {out} ({sum(n_steps)} steps, "

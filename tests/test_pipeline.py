@@ -35,7 +35,7 @@ def _config(tmp: Path, student: Path, **training: object) -> Path:
         "kind": "causal",
         "data": {
             "train": str(EXAMPLES / "gsm8k_train.jsonl"),
-            "max_train": 12,
+            "max_train": 20,
             "test": {"gsm8k": str(EXAMPLES / "gsm8k_test.jsonl")},
             "max_test": 4,
         },
@@ -44,7 +44,10 @@ def _config(tmp: Path, student: Path, **training: object) -> Path:
             "per_device_train_batch_size": 4,
             "hidden_size": 16,
             "max_prefixes": 2,
-            "max_examples": 8,
+            # the module holds out 8 rationales for early stopping and its gates
+            "max_examples": 20,
+            "adapt_epochs": 0.5,
+            "adapt_mask_epochs": 0.5,
             "save_strategy": False,  # YAML 1.1 reads a bare `no` so
         },
         "clusters": {"k": 2},

@@ -126,6 +126,13 @@ def test_per_step_csv_gives_the_same_schedule_as_per_question_rows(
     src = _write_steps_csv(tmp_path / "s.csv", rows, shuffle=True)
     inp = read_schedule_input(src)
     assert inp.layout == "steps"
+    np.testing.assert_array_equal(
+        inp.step_difficulty, np.concatenate([r["step_difficulty"] for r in rows])
+    )
+    # without the step column the steps keep the file's (shuffled) order
+    unordered = read_schedule_input(src, step_column="")
+    np.testing.assert_array_equal(unordered.step_offsets, inp.step_offsets)
+    assert not np.array_equal(unordered.step_difficulty, inp.step_difficulty)
     rc, _, err = _kpod([str(src), "-o", str(tmp_path / "out.npz"), *OPTS], capsys)
     assert rc == 0, err
     ids, given = _read_wide_npz(tmp_path / "out.npz")

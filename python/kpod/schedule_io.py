@@ -182,6 +182,8 @@ def _resolve_names(path: Path, columns: Sequence[str], names: _Names) -> _Names:
     step = names.step
     if step is None:
         step = "step" if "step" in columns else None
+    elif not step:  # "" turns the step column off: the file order
+        step = None
     else:
         need(step, "the step index within a question", "--step-column")
     return _Names(ident, names.cluster, names.difficulty, step, names.layout)

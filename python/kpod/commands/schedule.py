@@ -34,6 +34,15 @@ _SUMMARY_COLUMNS = (
 )
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one (not None or False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def register(subparsers: Any) -> None:
     from kpod.schedule import ALGORITHMS
 
@@ -50,7 +59,7 @@ def register(subparsers: Any) -> None:
             "id. Output by suffix: .parquet, .jsonl or .npz. After stage T every question "
             "writes its whole rationale (0 given steps)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("input", help="table of questions (or steps), or a datasets folder")
     p.add_argument(
@@ -93,7 +102,7 @@ def register(subparsers: Any) -> None:
         "--step-column",
         default=None,
         help="one row per step: the column ordering the steps of a question (default: 'step' "
-        "if present, else the file order)",
+        "if present; '' for the file order)",
     )
     p.add_argument(
         "--output-layout",
@@ -234,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
         id_column=args.id_column,
         cluster_column=args.cluster_column,
         difficulty_column=args.difficulty_column,
-        step_column=args.step_column or None,
+        step_column=args.step_column,
     )
     return run_schedule(inp, args, read_seconds=time.perf_counter() - t_start)
 

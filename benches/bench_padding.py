@@ -37,12 +37,12 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
+    from real_weighting_run import load_rationales
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     from kpod.bench import print_run_info
     from kpod.data import prepare_examples
     from kpod.models import load_tokenizer
-    from real_weighting_run import load_rationales
 
     print_run_info("python benches/bench_padding.py " + " ".join(sys.argv[1:]))
     tok = load_tokenizer("smollm2-135m")

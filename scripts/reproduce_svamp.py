@@ -262,14 +262,21 @@ def fair_train_file(args: argparse.Namespace) -> Path:
     return out
 
 
-def fair_plan(variants: list[str] | None = None, seeds: list[int] | None = None) -> list:
+def fair_plan(
+    variants: list[str] | None = None, seeds: list[int] | None = None, main_seeds: int = 0
+) -> list:
     """The fair test's runs in the order they run: CoT and KPOD seed by seed (KPOD first,
     its steps before training are shared), then the other cells of the 2x2 (w.o.-sig,
-    w.o.-prog), then w.o.-div and w.o.-sig-dif. ``variants`` / ``seeds`` filter it."""
+    w.o.-prog), then w.o.-div and w.o.-sig-dif. ``variants`` / ``seeds`` filter it;
+    ``main_seeds`` raises the number of CoT and KPOD seeds above FAIR_SEEDS' (their
+    extra seeds come last)."""
+    counts = dict(FAIR_SEEDS)
     plan: list[tuple[str, int]] = []
     for group in (("kpod", "cot"), ("wo-sig", "wo-prog"), ("wo-div", "wo-sig-dif")):
-        for seed in range(max(FAIR_SEEDS[v] for v in group)):
-            plan += [(v, seed) for v in group if seed < FAIR_SEEDS[v]]
+        for seed in range(max(counts[v] for v in group)):
+            plan += [(v, seed) for v in group if seed < counts[v]]
+    for seed in range(counts["kpod"], main_seeds):
+        plan += [("kpod", seed), ("cot", seed)]
     return [
         (v, s)
         for v, s in plan
@@ -601,7 +608,8 @@ def fair_status() -> str:
     done = {
         (r["variant"], r["seed"]) for r in _records(FAIR) if r.get("evaluated", "after") == "after"
     }
-    plan = fair_plan()
+    main = max([s + 1 for v, s in done if v in ("kpod", "cot")], default=0)
+    plan = fair_plan(main_seeds=main)
     finished = [f"{v}-s{s}" for v, s in plan if (v, s) in done]
     missing = [f"{v}-s{s}" for v, s in plan if (v, s) not in done]
     if not finished:
@@ -802,6 +810,13 @@ def main() -> int:
         default=None,
         help="fair: stop after this many runs of the plan that were not archived yet",
     )
+    ap.add_argument(
+        "--main-seeds",
+        type=int,
+        default=0,
+        help="fair: run CoT and KPOD at this many seeds (default and minimum "
+        f"{FAIR_SEEDS['kpod']}); the extra seeds come after the rest of the plan",
+    )
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     setting = setting_of(args)
@@ -855,7 +870,7 @@ def _archived(variant: str, seed: int, gsm8k: bool) -> bool:
 
 def print_plan(args: argparse.Namespace) -> int:
     """The fair test's runs in order, with their state and the command that runs them."""
-    plan = fair_plan(args.variants, args.seeds)
+    plan = fair_plan(args.variants, args.seeds, args.main_seeds)
     print(f"fair test: {len(plan)} runs, in this order (runs/repro/fair/<run>):")
     for k, (v, s) in enumerate(plan, start=1):
         run_dir = repro_dir(FAIR) / f"{v}-s{s}"
@@ -869,6 +884,8 @@ def print_plan(args: argparse.Namespace) -> int:
             state = "pending"
         print(f"  {k:2d}. {v}-s{s}: {state}")
     gsm = " --gsm8k" if args.gsm8k else ""
+    if args.main_seeds > FAIR_SEEDS["kpod"]:
+        gsm += f" --main-seeds {args.main_seeds}"
     print(
         "run them (interrupt and rerun at will; each run is archived when its evaluation "
         f"finishes):\n  python scripts/reproduce_svamp.py --setting fair{gsm} [--max-runs N]"
@@ -883,7 +900,7 @@ def run_fair(args: argparse.Namespace) -> None:
     check_fair_setting(args)
     base = repro_dir(FAIR)
     started = 0
-    for variant, seed in fair_plan(args.variants, args.seeds):
+    for variant, seed in fair_plan(args.variants, args.seeds, args.main_seeds):
         if _archived(variant, seed, args.gsm8k):
             continue
         if args.max_runs is not None and started >= args.max_runs:
@@ -895,6 +912,7 @@ def run_fair(args: argparse.Namespace) -> None:
         started += 1
         for path in archive(base, FAIR):
             print(f"archived {path.relative_to(ROOT)}")
+        base.mkdir(parents=True, exist_ok=True)
         (base / "results.md").write_text(fair_report(), encoding="utf-8")
 
 

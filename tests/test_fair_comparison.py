@@ -184,6 +184,7 @@ def test_plan_runs_cot_and_kpod_seeds_first(monkeypatch, tmp_path) -> None:
     last_2x2 = max(i for i, (v, _) in enumerate(plan) if v in ("wo-sig", "wo-prog"))
     assert all(v in ("wo-div", "wo-sig-dif") for v, _ in plan[last_2x2 + 1 :])
     assert mod.fair_plan(["cot"], [0, 4]) == [("cot", 0), ("cot", 4)]
+    assert mod.fair_plan(main_seeds=6)[22:] == [("kpod", 5), ("cot", 5)]
 
 
 def test_fair_config_has_the_papers_proportions(monkeypatch, tmp_path) -> None:
@@ -312,3 +313,80 @@ def test_kpod_compare_against_two_baselines_with_the_2x2(tmp_path, capsys) -> No
     assert cells[4].startswith("+5.0") and cells[6].startswith("+0.0")  # weights only = KPOD
     assert "| weights: ((kpod - wo-sig) + (wo-prog - cot)) / 2 | svamp | +5.0 [" in captured.out
     assert "seeds [3, 4] lack a cell" in captured.err
+
+
+def _namespace(**kw):
+    import argparse
+
+    base = dict(
+        setting="fair", splits=None, max_tokens=None, epochs=None, stages=None, delta_steps=2,
+        token_weight_norm="none", max_new_tokens=256, gsm8k=False, variants=None, seeds=None,
+        main_seeds=0, max_runs=None, retrain_equivalent=False,
+    )  # fmt: skip
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_run_fair_follows_the_plan_skips_archived_runs_and_stops(monkeypatch, tmp_path) -> None:
+    mod = _load(monkeypatch, tmp_path)
+    calls: list[tuple[str, int]] = []
+
+    def fake_run(name, seed, args):
+        calls.append((name, seed))
+        out = mod.archive_dir(mod.FAIR) / f"{name}-s{seed}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(_record(name, seed, {"svamp": "10"})))
+
+    monkeypatch.setattr(mod, "run_variant", fake_run)
+    monkeypatch.setattr(mod, "fair_train_file", lambda args: None)
+    monkeypatch.setattr(mod, "check_fair_setting", lambda args: None)
+    monkeypatch.setattr(mod, "archive", lambda base, setting: [])
+    fake_run("kpod", 0, None)  # archived before: skipped
+    calls.clear()
+    mod.run_fair(_namespace(max_runs=3))
+    assert calls == [("cot", 0), ("kpod", 1), ("cot", 1)]
+    calls.clear()
+    # A schedule-only variant first gets the KPOD run of its seed it is checked against.
+    mod.run_fair(_namespace(variants=["wo-div"], seeds=[4], max_runs=1))
+    assert calls == []  # w.o.-div has 3 seeds: seed 4 is not in the plan
+    mod.run_fair(_namespace(variants=["wo-div"], seeds=[2]))
+    assert calls == [("kpod", 2), ("wo-div", 2)]
+    assert mod.fair_status().startswith("6 of 22 planned runs are archived")  # + kpod-s2, wo-div-s2
+
+
+def test_preview_reports_where_the_budget_binds(monkeypatch, tmp_path, capsys) -> None:
+    import types
+
+    import kpod.pipeline
+
+    mod = _load(monkeypatch, tmp_path)
+    bound = {1: [], 2: [1, 2, 3], 3: [1, 2, 3]}
+
+    class FakeRun:
+        def __init__(self, cfg):
+            self.delta = cfg
+
+        def schedule_preview(self):
+            return [
+                types.SimpleNamespace(
+                    stage=t, bound=t in bound[self.delta], selected=[0], eligible=2
+                )
+                for t in range(1, 5)
+            ]
+
+    class FakeConfig:
+        @staticmethod
+        def load(path, overrides):
+            return overrides["training.delta_steps"]
+
+    monkeypatch.setattr(kpod.pipeline, "Run", FakeRun)
+    monkeypatch.setattr(kpod.pipeline, "RunConfig", FakeConfig)
+    monkeypatch.setattr(mod.subprocess, "run", lambda *a, **k: None)
+    assert mod.preview(_namespace()) == 0
+    out = capsys.readouterr().out
+    assert "delta_s = 2 (configured): bound at stages [1, 2, 3]" in out
+    assert "ready to run" in out
+    assert mod.preview(_namespace(delta_steps=1)) == 1
+    assert "pass --delta-steps 2" in capsys.readouterr().out
+    cfg = (mod.repro_dir(mod.FAIR) / "kpod-s0" / "config.yaml").read_text()
+    assert "lr_scheduler_type: constant_with_warmup" in cfg and "seed: 0" in cfg

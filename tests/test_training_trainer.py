@@ -476,14 +476,14 @@ def test_collapsed_weights_warn_unless_normalised(tok: Any, data: Any, tmp_path:
 
 
 def _schedule(n_steps: list[int], diffs: list[list[float]], tmp_path: Path, **kw: Any) -> Any:
-    from kpod.training.trainer import CurriculumSchedule
+    from kpod.training.curriculum import CurriculumSchedule
 
     clusters = [i % 2 for i in range(len(n_steps))]
     return CurriculumSchedule(n_steps, diffs, clusters, _cfg(tmp_path, **kw))
 
 
 def test_stage_records_say_whether_the_budget_bound(tmp_path: Path) -> None:
-    from kpod.training.trainer import slack_budget_warning
+    from kpod.training.curriculum import slack_budget_warning
 
     rng = np.random.default_rng(0)
     n_steps = [int(k) for k in rng.integers(1, 7, size=40)]

@@ -23,7 +23,7 @@ def print_schedule(records: Sequence[StageResult], delta_steps: int) -> None:
             f"  {r.stage:>5} {r.budget:>11.1f} {r.written:>11.1f} "
             f"{len(r.selected):>9}/{r.eligible:<8} {'yes' if r.bound else 'no'}"
         )
-    from kpod.training.trainer import slack_budget_warning
+    from kpod.training.curriculum import slack_budget_warning
 
     msg = slack_budget_warning(records, stages=len(records), delta_steps=delta_steps)
     if msg:

@@ -344,7 +344,7 @@ class Run:
         Needs the clusters step done. Records as in ``kpod_stages.jsonl`` (given
         steps, D(t), H(t), ``bound``); empty under ``training.no_progression``.
         """
-        from kpod.training.trainer import CurriculumSchedule
+        from kpod.training.curriculum import CurriculumSchedule
 
         for step in ("difficulty", "clusters"):
             if not self.cache.marker(step).is_file():

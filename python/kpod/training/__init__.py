@@ -40,7 +40,7 @@ _WHERE = {
     "weighted_token_loss": "loss",
     "add_step_difficulty": "difficulty",
     "step_difficulties": "difficulty",
-    "CurriculumSchedule": "trainer",
+    "CurriculumSchedule": "curriculum",
     "KpodTrainer": "trainer",
     "train_kpod": "trainer",
 }
@@ -48,10 +48,11 @@ _WHERE = {
 if TYPE_CHECKING:  # pragma: no cover
     from kpod.training.collator import KpodCollator
     from kpod.training.config import ABLATIONS, KpodConfig, load_config
+    from kpod.training.curriculum import CurriculumSchedule
     from kpod.training.difficulty import add_step_difficulty, step_difficulties
     from kpod.training.loss import weighted_token_loss
     from kpod.training.stages import StageDataset, stage_example
-    from kpod.training.trainer import CurriculumSchedule, KpodTrainer, train_kpod
+    from kpod.training.trainer import KpodTrainer, train_kpod
 
 
 def __getattr__(name: str) -> Any:

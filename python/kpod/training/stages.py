@@ -137,8 +137,6 @@ class StageDataset:
     arithmetic stay valid across stages.
     """
 
-    kpod_trainer: Any = None  # set by KpodTrainer so a re-created callback can find it
-
     def __init__(
         self,
         examples: Any,

@@ -52,7 +52,7 @@ def main() -> int:
         data = load_rationales(name, 10**9 if name == "svamp" else 7000, Path(args.splits))
         lengths = [len(x) for x in prepare_examples(data, tok)["input_ids"]]
         bs = args.batch_size
-        shares = {"random": [], "grouped": []}
+        shares: dict[str, list[float]] = {"random": [], "grouped": []}
         for epoch in range(args.epochs):
             g = torch.Generator().manual_seed(epoch)
             order = torch.randperm(len(lengths), generator=g).tolist()

@@ -25,12 +25,27 @@ __all__ = [
     "SkipReport",
     "Skipped",
     "check_unique_ids",
+    "choice_letter",
     "validate_record",
 ]
 
 FIELDS = ("id", "question", "rationale", "answer", "choices")
 LETTERS = "ABCDEFGHIJ"
 Record = dict[str, Any]
+
+
+def choice_letter(answer: Any, choices: Any) -> str | None:
+    """The letter of a multiple-choice ``answer`` given as a choice's text, else None.
+
+    The first matching choice wins (CommonsenseQA exports lost the answer key,
+    and a few questions list the answer text twice). An answer that already is
+    a letter, or that matches no choice, gives None; the caller keeps or rejects it.
+    """
+    if not isinstance(choices, list) or not isinstance(answer, str) or answer in LETTERS:
+        return None
+    if answer not in choices:
+        return None
+    return LETTERS[choices.index(answer)]
 
 
 class InvalidRecordError(ValueError):

@@ -2,6 +2,15 @@
 the four ablations of the paper's Table 2, several seeds; SVAMP test in distribution and
 ASDiv test out of distribution. Not part of CI (hours on a CPU).
 
+Issue 23's fair test of KPOD against plain CoT (docs/REPRODUCTION.md, first section):
+
+    python scripts/reproduce_svamp.py --setting fair --preview     # where the budget binds
+    python scripts/reproduce_svamp.py --setting fair --plan        # the 22 runs, in order
+    python scripts/reproduce_svamp.py --setting fair [--gsm8k] [--max-runs N]
+    python scripts/reproduce_svamp.py --setting fair --table-only  # tables from the archive
+
+The earlier settings 1 and 2 (delta_s = 1 and 2, T = 3 in 4 epochs):
+
     python scripts/reproduce_svamp.py --seeds 0 1            # everything
     python scripts/reproduce_svamp.py --variants kpod cot --seeds 0 --epochs 2 --max-train 200
     python scripts/reproduce_svamp.py --table-only           # rebuild docs/REPRODUCTION.md's table

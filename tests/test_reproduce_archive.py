@@ -104,3 +104,12 @@ def test_published_setting2_tables_are_the_archive_rebuilt(monkeypatch) -> None:
     page = (ROOT / "docs" / "REPRODUCTION.md").read_text(encoding="utf-8")
     assert mod.stage_table(2)
     assert mod.report(2).strip() in page
+
+
+def test_published_fair_results_are_the_archive_rebuilt(monkeypatch) -> None:
+    # docs/REPRODUCTION.md's fair-test results block is `--setting fair --table-only`'s
+    # output on the committed archive (line breaks aside): no result without a record.
+    mod = _load(monkeypatch)
+    page = (ROOT / "docs" / "REPRODUCTION.md").read_text(encoding="utf-8")
+    block = page.split("<!-- fair results: begin -->")[1].split("<!-- fair results: end -->")[0]
+    assert " ".join(block.split()) == " ".join(mod.fair_report().split())

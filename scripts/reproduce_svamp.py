@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -295,8 +296,9 @@ def fair_plan(
 
 def _core(cfg: dict, name: str) -> dict:
     """A run config without what differs between the runs of one setting: run_dir, seed,
-    evaluation.before and the variant's own switches; paths relative to the checkout."""
-    out = json.loads(json.dumps(cfg).replace(json.dumps(str(ROOT) + "/")[1:-1], ""))
+    evaluation.before and the variant's own switches; data files by name only (the
+    checkout's path differs between machines; the data step hashes their content)."""
+    out = json.loads(re.sub(r'"[^"]*/([^"/]+\.jsonl)"', r'"\1"', json.dumps(cfg)))
     out.pop("run_dir", None)
     out.pop("seed", None)
     out.get("evaluation", {}).pop("before", None)

@@ -390,3 +390,28 @@ def test_preview_reports_where_the_budget_binds(monkeypatch, tmp_path, capsys) -
     assert "pass --delta-steps 2" in capsys.readouterr().out
     cfg = (mod.repro_dir(mod.FAIR) / "kpod-s0" / "config.yaml").read_text()
     assert "lr_scheduler_type: constant_with_warmup" in cfg and "seed: 0" in cfg
+
+
+def test_gsm8k_is_evaluated_by_a_valid_kpod_eval_command(monkeypatch, tmp_path) -> None:
+    from kpod.cli import build_parser
+
+    mod = _load(monkeypatch, tmp_path)
+    cfg = mod.fair_config(_namespace())
+    cfg["seed"] = 3
+    seen: list[list[str]] = []
+    monkeypatch.setattr(mod.subprocess, "run", lambda cmd, **kw: seen.append(cmd))
+    run_dir = tmp_path / "runs" / "repro" / "fair" / "kpod-s3"
+    mod.evaluate_gsm8k(run_dir, cfg, "after")
+    mod.evaluate_gsm8k(run_dir, cfg, "before")
+    after, before = (build_parser().parse_args(cmd[3:]) for cmd in seen)
+    assert after.model == str(run_dir / "train") and before.model == "smollm2-135m"
+    assert after.data == [f"gsm8k={mod.fair_splits_dir(_namespace()) / 'gsm8k_test.jsonl'}"]
+    assert (after.max_new_tokens, after.batch_size, after.seed) == (256, 48, 3)
+    assert after.out == str(run_dir / "eval_gsm8k") and before.out.endswith("eval_gsm8k_before")
+
+
+def test_the_config_check_ignores_where_the_checkout_lies(monkeypatch, tmp_path) -> None:
+    mod = _load(monkeypatch, tmp_path)
+    cfg = mod.fair_config(_namespace())
+    moved = json.loads(json.dumps(cfg).replace(str(tmp_path), "/elsewhere/kpod"))
+    assert moved != cfg and mod._core(moved, "kpod") == mod._core(cfg, "kpod")

@@ -234,8 +234,9 @@ def test_split_position():
 def test_check_example_detects_broken_alignment():
     assert check_example([-1, 0, 1, -2], 2) is None
     assert "without a token" in check_example([-1, 0, -2], 2)
-    assert check_example([-1, 1, 0, -2], 2) is not None
-    assert check_example([-1, 0, -2, 0], 1) is not None
+    # step 1 before step 0: the first rationale token must belong to step 0
+    assert check_example([-1, 1, 0, -2], 2) == "step id 1 where -1 or 0 was expected"
+    assert check_example([-1, 0, -2, 0], 1) == "step id 0 after the answer part began"
     assert check_example([-1, 0, 1], 2) == "no answer-part token"
 
 

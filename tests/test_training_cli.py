@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from _training_toy import toy_dataset, toy_records
@@ -119,3 +120,24 @@ def test_difficulty_train_eval_commands(tmp_path: Path) -> None:
         )
         == 1
     )
+
+
+def test_set_is_read_as_yaml_by_run_and_train() -> None:
+    import argparse
+
+    from kpod.cli import build_parser
+
+    parser = build_parser()
+    for argv in (
+        ["run", "cfg.yaml"],
+        ["train", "--model", "m", "--data", "d", "--output-dir", "o"],
+    ):
+        args = parser.parse_args(
+            [*argv, "--set", "a.b=0.5", "--set", "lr=1e-4", "--set", "s=epoch", "--set", "x=[1, 2]"]
+        )
+        assert args.overrides == [("a.b", 0.5), ("lr", 1e-4), ("s", "epoch"), ("x", [1, 2])]
+    from kpod.commands import parse_set
+
+    assert parse_set("save_strategy=no") == ("save_strategy", False)  # configs read it as "no"
+    with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
+        parse_set("no_equals_sign")

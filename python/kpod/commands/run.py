@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-
-def _override(text: str) -> tuple[str, Any]:
-    # yaml is in the `train` extra: imported here, not at module import, so that
-    # `kpod --help` works on a numpy-only install (kpod.cli names the extra).
-    import yaml
-
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE (dotted key), got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+from kpod.commands import parse_set
 
 
 def register(sub: Any) -> None:
@@ -33,10 +24,11 @@ def register(sub: Any) -> None:
         "--set",
         dest="overrides",
         action="append",
-        type=_override,
+        type=parse_set,
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, dotted (e.g. --set training.num_train_epochs=2)",
+        help="override a config value, dotted, the value read as YAML (e.g. --set "
+        "training.num_train_epochs=2)",
     )
     p.add_argument(
         "--force",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kpod.commands import parse_set
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -32,10 +34,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", default=None, help="YAML file of KpodConfig fields")
     parser.add_argument(
         "--set",
+        dest="overrides",
         action="append",
+        type=parse_set,
         default=[],
         metavar="KEY=VALUE",
-        help="override one KpodConfig field (JSON value, else a string), repeatable",
+        help="override one KpodConfig field, the value read as YAML (as in kpod run), repeatable",
     )
     parser.add_argument(
         "--resume",
@@ -45,35 +49,18 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:  # numbers, true/false, null, lists; anything else stays a string ("no", "epoch")
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
-    from transformers import HfArgumentParser
-
     from kpod.data.prepared import load_prepared
     from kpod.models import load_student, load_tokenizer
-    from kpod.training.config import KpodConfig, load_config
+    from kpod.training.config import config_from_dict, load_config
     from kpod.training.trainer import train_kpod
 
-    overrides = _overrides(args.set)
+    overrides = dict(args.overrides)
     overrides["output_dir"] = args.output_dir
     if args.config:
         config = load_config(args.config, **overrides)
     else:
-        (config,) = HfArgumentParser(KpodConfig).parse_dict(overrides)  # type: ignore[arg-type]
+        config = config_from_dict(overrides)
     tok = load_tokenizer(args.model)
     model = load_student(args.model, kind=config.kind)
     data = load_prepared(args.data)

@@ -17,13 +17,7 @@ import torch.nn.functional as F
 
 from kpod.training.stages import IGNORE_INDEX
 
-__all__ = ["count_targets", "weighted_token_loss"]
-
-
-def count_targets(labels: torch.Tensor, *, shift: bool) -> torch.Tensor:
-    """Number of predicted target tokens (labels != -100), after the causal shift if ``shift``."""
-    lab = labels[..., 1:] if shift else labels
-    return lab.ne(IGNORE_INDEX).sum()
+__all__ = ["weighted_token_loss"]
 
 
 def weighted_token_loss(

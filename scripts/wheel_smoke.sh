@@ -9,8 +9,8 @@
 # kpod schedule on small files in two formats, and scripts/smoke.py; the wheel also runs a
 # small kpod bench. Needs the dev extra (ziglang, auditwheel) and PyPI (numpy; maturin for
 # the sdist build). Cost on a 2-core VM shared with other work (load 5-9): 3.3-5.5 min in
-# all, of which the sdist's build from source is 70-170 s; it runs on every CI pass because a broken sdist (a file
-# missing from it, a build-time dependency) is otherwise found only by a user.
+# all, of which the sdist's build from source is 70-170 s; it runs on every CI pass because a
+# broken sdist (a file missing from it, a build-time dependency) is otherwise found only by a user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD

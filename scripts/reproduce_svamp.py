@@ -86,7 +86,6 @@ ARCHIVE = ROOT / "docs" / "reproduction"
 # w.o.-div and w.o.-sig-dif, 5 seeds for CoT and KPOD and 3 for the others.
 FAIR = "fair"
 FAIR_EPOCHS = 8
-FAIR_STAGES = 4
 # Two steps per stage: with one, the budget binds at no stage of T = 3 or T = 4 (the
 # setting-1 preview: H(t) < D(t) at every stage); with two it bound at 2 of 3 stages in
 # setting 2. `--preview` shows the budget of the real data for delta_s = 1..3.
@@ -206,7 +205,8 @@ def fair_config(args: argparse.Namespace) -> dict:
         "clusters": {"k": 5},
         "training": {
             "num_train_epochs": args.epochs or FAIR_EPOCHS,
-            "stages": args.stages or FAIR_STAGES,
+            # T = half the epochs (the paper), whatever --epochs says, unless --stages does.
+            "stages": args.stages or max(1, (args.epochs or FAIR_EPOCHS) // 2),
             "delta_steps": args.delta_steps or FAIR_DELTA_STEPS,
             "token_weight_norm": args.token_weight_norm,
             "per_device_train_batch_size": 8,

@@ -198,6 +198,8 @@ def test_fair_config_has_the_papers_proportions(monkeypatch, tmp_path) -> None:
     cfg = mod.fair_config(args)
     t = cfg["training"]
     assert (t["num_train_epochs"], t["stages"]) == (8, 4)  # T = half the epochs
+    args.epochs = 10
+    assert mod.fair_config(args)["training"]["stages"] == 5
     assert t["lr_scheduler_type"] == "constant_with_warmup"
     assert t["delta_steps"] == mod.FAIR_DELTA_STEPS
     assert cfg["weighting"] == mod.FAIR_WEIGHTING_OVERRIDES
@@ -257,7 +259,7 @@ def test_archive_and_tables_of_the_fair_setting(monkeypatch, tmp_path) -> None:
     assert cells[2].startswith("50.0") and cells[4].startswith("100.0")
     assert cells[5].startswith("+25.0") and cells[7] == "" and cells[8:11] == ["", "", ""]
     assert "2x2 effects: not yet (no archived run of wo-prog, wo-sig)" in text
-    assert "Power" in text and "SVAMP: KPOD - CoT pooled over 1 seeds" in text
+    assert "Power" in text and "SVAMP: KPOD - CoT pooled over 1 seed: the interval is +-" in text
 
 
 def test_fair_report_of_a_full_grid(monkeypatch, tmp_path) -> None:

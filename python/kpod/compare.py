@@ -868,7 +868,8 @@ def power_markdown(
     lines = []
     for ds, (half, mde) in pw.items():
         lines.append(
-            f"- {sn.get(ds, ds)}: {who} pooled over {g.runs} seeds: the interval is "
+            f"- {sn.get(ds, ds)}: {who} pooled over {g.runs} seed{'s' * (g.runs != 1)}: "
+            "the interval is "
             f"+-{100 * half:.1f} points wide on each side, so an observed difference "
             f"must exceed {100 * half:.1f} points to exclude 0; a true difference of "
             f"{100 * mde:.1f} points is detected with 80% probability."

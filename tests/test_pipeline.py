@@ -119,6 +119,55 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
         RunConfig.load(tmp_path / "missing.yaml")
 
 
+def test_sections_are_typed_with_the_defaults_of_what_they_feed(tmp_path: Path) -> None:
+    import dataclasses
+    import inspect
+
+    from kpod.evaluation import evaluate
+    from kpod.training.config import KpodConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text("run_dir: x\ndata: {train: a.jsonl}\nclusters: {k: 3}\n")
+    cfg = RunConfig.load(path)
+    kpod_defaults = {f.name: f.default for f in dataclasses.fields(KpodConfig)}
+    assert cfg.difficulty.batch_size == kpod_defaults["difficulty_batch_size"]
+    assert cfg.clusters.k == 3 and cfg.clusters.seed is None
+    params = inspect.signature(evaluate).parameters
+    for name in ("batch_size", "max_new_tokens", "n_resamples"):
+        assert getattr(cfg.evaluation, name) == params[name].default
+    assert cfg.data.teacher_filter == "drop" and cfg.weighting.enabled
+    # fingerprints hash the sections as written, not the filled-in defaults
+    assert cfg.section("clusters") == {"k": 3} and cfg.section("evaluation") == {}
+    path.write_text("run_dir: x\ndata: {train: a.jsonl}\nevaluation: {batch_sise: 4}\n")
+    with pytest.raises(ValueError, match=r"unknown keys \['batch_sise'\] in evaluation"):
+        RunConfig.load(path)
+    path.write_text("run_dir: x\ndata: {train: a.jsonl, teacher_filter: maybe}\n")
+    with pytest.raises(ValueError, match="teacher_filter must be one of"):
+        RunConfig.load(path)
+
+
+def test_data_prepare_and_the_data_step_write_the_same_examples(
+    tmp_path: Path, student_dir: Path
+) -> None:
+    from kpod.data import PREPARED_COLUMNS
+    from kpod.data.prepared import load_prepared
+    from kpod.pipeline import Run
+
+    path = _config(tmp_path, student_dir)  # max_train 20, teacher_filter drop (the default)
+    out = tmp_path / "step"
+    out.mkdir()
+    Run(RunConfig.load(path)).step_data(out)
+    step = load_prepared(out / "dataset")
+    cli = tmp_path / "cli"
+    argv = ["data", "prepare", str(EXAMPLES / "gsm8k_train.jsonl"), "--tokenizer"]
+    argv += [str(student_dir), "--out", str(cli), "--limit", "20", "--filter", "drop"]
+    assert main(argv) == 0
+    prepared = load_prepared(cli)
+    assert len(step) == len(prepared) > 0
+    for name in PREPARED_COLUMNS:
+        assert step[name] == prepared[name], name
+
+
 def test_max_tokens_drops_long_training_examples(tmp_path: Path, student_dir: Path, capsys) -> None:
     import yaml
 

@@ -4,7 +4,7 @@
 for KPOD, or gives every question its whole rationale under
 ``no_progression``; it keeps the stage records (``kpod.StageResult``) and its
 state as a dict for checkpoints. Needs numpy and the native core only (no
-torch), so ``kpod run --until clusters`` previews the schedule cheaply.
+torch); the trainer, the callback and ``kpod run``'s schedule preview use it.
 """
 
 from __future__ import annotations

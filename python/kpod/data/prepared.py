@@ -5,8 +5,9 @@ agrees on: the ``step_ids`` values, the prepared columns and the invariants
 over them, the position where a stage example splits input from target,
 column access over a ``datasets.Dataset``, a dict of columns or a list of
 rows, and saving and loading prepared datasets. :mod:`kpod.data.tokenize`
-writes examples by this contract; the training, weighting, evaluation and
-pipeline code read them through it.
+writes examples by this contract; the training code, the clusters, the
+weighting module's step ids, the CLI commands and the pipeline read them
+through it.
 
 Importing this module is cheap: ``datasets`` is imported inside the functions
 that need it.

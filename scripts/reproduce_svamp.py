@@ -727,18 +727,26 @@ def preview(args: argparse.Namespace) -> int:
     for delta in (1, 2, 3):
         recs = Run(RunConfig.load(path, {"training.delta_steps": delta})).schedule_preview()
         bound = [r.stage for r in recs if r.bound]
-        ok[delta] = 2 * len(bound) >= stages
+        # A bound stage that advances no question (H(t-1) already above D(t)) chooses
+        # nothing either: only stages where the knapsack picks some questions count.
+        ok[delta] = 2 * len([r for r in recs if r.bound and len(r.selected)]) >= stages
         cells = ", ".join(f"{len(r.selected)}/{r.eligible}" for r in recs)
         mark = " (configured)" if delta == configured else ""
         print(
             f"  delta_s = {delta}{mark}: bound at stages {bound or 'none'}; advanced/eligible {cells}"
         )
     if ok.get(configured):
-        print(f"preview: delta_s = {configured} binds at half the stages or more: ready to run")
+        print(
+            f"preview: delta_s = {configured} binds, and chooses, at half the stages or more: "
+            "ready to run"
+        )
         return 0
     good = [d for d, v in ok.items() if v]
-    hint = f"pass --delta-steps {good[0]}" if good else "no delta_s of 1-3 binds at half the stages"
-    print(f"preview: delta_s = {configured} binds at fewer than half the stages; {hint}")
+    hint = f"pass --delta-steps {good[0]}" if good else "no delta_s of 1-3 does"
+    print(
+        f"preview: delta_s = {configured} binds (advancing some questions) at fewer than half "
+        f"the stages; {hint}"
+    )
     return 1
 
 

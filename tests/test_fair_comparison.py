@@ -363,6 +363,7 @@ def test_preview_reports_where_the_budget_binds(monkeypatch, tmp_path, capsys) -
 
     mod = _load(monkeypatch, tmp_path)
     bound = {1: [], 2: [1, 2, 3], 3: [1, 2, 3]}
+    advanced = {1: [0], 2: [0], 3: []}  # delta_s = 3 binds but advances no question
 
     class FakeRun:
         def __init__(self, cfg):
@@ -371,7 +372,10 @@ def test_preview_reports_where_the_budget_binds(monkeypatch, tmp_path, capsys) -
         def schedule_preview(self):
             return [
                 types.SimpleNamespace(
-                    stage=t, bound=t in bound[self.delta], selected=[0], eligible=2
+                    stage=t,
+                    bound=t in bound[self.delta],
+                    selected=advanced[self.delta] if t < 3 else [0],
+                    eligible=2,
                 )
                 for t in range(1, 5)
             ]
@@ -390,6 +394,7 @@ def test_preview_reports_where_the_budget_binds(monkeypatch, tmp_path, capsys) -
     assert "ready to run" in out
     assert mod.preview(_namespace(delta_steps=1)) == 1
     assert "pass --delta-steps 2" in capsys.readouterr().out
+    assert mod.preview(_namespace(delta_steps=3)) == 1  # bound at 3 stages, chose at 1
     cfg = (mod.repro_dir(mod.FAIR) / "kpod-s0" / "config.yaml").read_text()
     assert "lr_scheduler_type: constant_with_warmup" in cfg and "seed: 0" in cfg
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+import harness  # benches/harness.py (this directory is on sys.path)
 import kpod
 from kpod import bench
 
@@ -104,7 +105,7 @@ def main() -> None:
         f".venv/bin/python benches/bench_adversarial.py --n {args.n:g} "
         f"--repeats {args.repeats}{only}"
     )
-    print(bench.algorithm_table_head([f"case (n = {n:.0e})"]))
+    print(harness.algorithm_table_head([f"case (n = {n:.0e})"]))
     for name, make in CASES.items():
         if args.only not in name:
             continue
@@ -113,7 +114,7 @@ def main() -> None:
         # overflows nothing there but would admit every item).
         budget = float(-frac * costs.max()) if frac < 0 else float(frac * costs.sum())
         select = functools.partial(kpod.select, costs, clusters, budget=budget, beta=beta)
-        cells = bench.algorithm_cells(select, n, args.repeats)
+        cells = harness.algorithm_cells(select, n, args.repeats)
         print(f"| {name} | {cells} |", flush=True)
 
 

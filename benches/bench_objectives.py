@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+import harness  # benches/harness.py (this directory is on sys.path)
 import kpod
 from kpod import bench
 
@@ -57,7 +58,7 @@ def main() -> None:
         f".venv/bin/python benches/bench_objectives.py --n {args.n:g} "
         f"--clusters {args.clusters} --repeats {args.repeats}"
     )
-    print(bench.algorithm_table_head([f"objective (n = {n:.0e})", "K"]))
+    print(harness.algorithm_table_head([f"objective (n = {n:.0e})", "K"]))
     for k in (int(x) for x in args.clusters.split(",")):
         inst = bench.make_instance(n, k, seed=1)
         for name, kwargs in objectives(n, np.random.default_rng(1), inst.costs).items():
@@ -69,7 +70,7 @@ def main() -> None:
                 beta=inst.beta,
                 **kwargs,
             )
-            cells = bench.algorithm_cells(select, n, args.repeats)
+            cells = harness.algorithm_cells(select, n, args.repeats)
             print(f"| {name} | {k} | {cells} |", flush=True)
 
 

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 import kpod
+import peers  # benches/peers.py (this directory is on sys.path)
 from kpod import bench
 
 
@@ -54,13 +55,13 @@ def run(n: int, k: int, rounds: int, calls: int, algorithms: list[str]) -> dict[
     for _ in range(rounds):
         gc.collect()
         t0 = time.perf_counter()
-        fn = bench._submodlib_objective(inst)
+        fn = peers.submodlib_objective(inst)
         costs = inst.costs.tolist()
         setup.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        out = bench.submodlib_maximize(fn, inst.budget, costs)
+        out = peers.submodlib_maximize(fn, inst.budget, costs)
         solve.append(time.perf_counter() - t0)
-        peer_value = bench.objective(inst.costs, inst.clusters, bench.picked_indices(out))
+        peer_value = bench.objective(inst.costs, inst.clusters, peers.picked_indices(out))
         del fn, out
         for alg in algorithms:
             t, sel = _median_time(

@@ -1,10 +1,15 @@
-"""kpod.bench and `kpod bench`: instances, objective, isolation, tables; no timing assertions."""
+"""kpod.bench and `kpod bench`: instances, objective, isolation, tables; no timing assertions.
+
+The peers (``benches/peers.py``, not in the package) are tested here too, where installed.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import math
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,11 +159,16 @@ def test_kpod_bench_command_prints_the_tables(capsys: pytest.CaptureFixture[str]
     for cells in rows.values():
         assert 0.45 <= float(cells[ratio]) <= 1.5  # threshold's guarantee is (1/2 - eps) x OPT
         assert 0.0 < float(cells[budget]) <= 1.0
-    curriculum = next(
-        line for line in out.splitlines() if line.strip("|").split("|")[0].strip() == "300"
+    assert "### Peers" not in out  # kpod bench times kpod alone
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| questions"))
+    names = [c.strip() for c in lines[head].strip("|").split("|")]
+    cells = dict(
+        zip(names, (c.strip() for c in lines[head + 2].strip("|").split("|")), strict=True)
     )
-    assert "error" not in curriculum and "timeout" not in curriculum
-    assert "4 |" in curriculum  # the stage count
+    assert cells["questions"] == "300" and cells["stages"] == "4"
+    for name in ("total (build + all stages)", "stage median", "peak RSS"):
+        assert cells[name][0].isdigit(), (name, cells[name])  # a figure, not error or timeout
 
 
 @pytest.mark.skipif(
@@ -168,13 +178,12 @@ def test_kpod_bench_command_prints_the_tables(capsys: pytest.CaptureFixture[str]
 )
 def test_peer_encodings_compute_exactly_our_objective() -> None:
     """Each peer's own value for its selected set equals F; both apricot encodings agree."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches"))
+    import peers
+
     results = {}
     for peer, encoding in (("submodlib", "exact"), ("apricot", "exact"), ("apricot", "clusters")):
-        iso = bench.run_isolated(
-            "kpod.bench:case_peer",
-            {"peer": peer, "n": 300, "k": 4, "encoding": encoding},
-            time_cap=120,
-        )
+        iso = peers.run_case({"peer": peer, "n": 300, "k": 4, "encoding": encoding}, time_cap=120)
         assert iso.status == "ok", iso.message
         r = iso.result
         assert r is not None

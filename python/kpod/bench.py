@@ -1,9 +1,10 @@
-"""Scheduler benchmark: instances, isolated timed runs, peers and the results tables.
+"""Scheduler benchmark: instances, isolated timed runs and the results tables.
 
-Shared by ``benches/bench_select.py`` (the full run recorded in
-``benches/RESULTS.md``) and ``kpod bench`` (the same tables, smaller default
-sizes). Everything here needs numpy only; the native scheduler, psutil and the
-peer libraries (apricot-select, submodlib-py) are imported where they are used.
+What ``kpod bench`` runs, and the base of ``benches/bench_select.py`` (the full
+run recorded in ``benches/RESULTS.md``, which adds the peer libraries and
+their audit from ``benches/peers.py``; those are not part of the package).
+Everything here needs numpy only; the native scheduler and psutil are
+imported where they are used.
 
 How a number is made:
 
@@ -17,8 +18,9 @@ How a number is made:
   process, so its peak RSS is its own; the parent kills it when it passes a
   wall-clock cap or a memory cap and reports that honestly (``> cap``).
 * **Values** are always recomputed here by :func:`objective` from the selected
-  indices, for kpod and for every peer alike; no library's own gain
-  accounting is trusted. Feasibility (cost <= budget) is checked the same way.
+  indices, for kpod and for every peer (``benches/peers.py``) alike; no
+  library's own gain accounting is trusted. Feasibility (cost <= budget) is
+  checked the same way.
 * **Memory-pass floor**: the time a loop needs just to stream its input from
   memory, ``bytes / bandwidth``, with the bandwidth measured here by a numpy
   copy (:func:`measure_bandwidth`). Two floors are reported: one pass over the
@@ -31,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import functools
 import importlib
 import json
 import math
@@ -44,28 +45,33 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kpod.schedule import ALGORITHMS
+
 __all__ = [
+    "ALGORITHMS",
     "Column",
     "Instance",
     "Isolated",
+    "JsonLines",
+    "Report",
     "add_arguments",
     "format_table",
     "make_instance",
     "measure_bandwidth",
     "objective",
+    "render",
+    "run_benchmarks",
     "run_from_args",
     "run_isolated",
 ]
 
-ALGORITHMS = ("threshold", "greedy_max", "density")
-PEERS = ("submodlib", "apricot")
 DEFAULT_BETA = 12.0
 COST_RANGE = (0.05, 1.0)
 BYTES_PER_ITEM = 16  # float64 cost + int64 cluster id read per item (modular term = cost)
@@ -220,44 +226,12 @@ def machine_info() -> dict[str, Any]:
 _PHASE_FILE: Any = None
 
 
-ALGORITHM_COLUMNS = ("threshold", "greedy_max", "density")
-
-
 def print_run_info(command: str) -> None:
     """The Command / Machine / Date lines that head a results table in RESULTS.md."""
     print(f"Command: `{command}`  ")
     m = machine_info()
     print(f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}  ")
     print(f"Date: {m['date_utc']}; load average at start {m['load_avg']}\n")
-
-
-def algorithm_table_head(lead: Sequence[str]) -> str:
-    """Header and alignment rows of a table with the ``lead`` columns, then
-    time, evaluations per item and value relative to ``greedy_max`` for each
-    of :data:`ALGORITHM_COLUMNS` (the rows :func:`algorithm_cells` makes)."""
-    cells = [f"{a}: time | evals / n | value / greedy_max" for a in ALGORITHM_COLUMNS]
-    head = "| " + " | ".join([*lead, *cells]) + " |"
-    align = "| --- |" + " ---: |" * (len(lead) - 1) + " ---: | ---: | ---: |" * len(cells)
-    return head + "\n" + align
-
-
-def algorithm_cells(select: Callable[..., Any], n: int, repeats: int) -> str:
-    """Times ``select(algorithm=...)`` (``kpod.select`` with every other argument
-    bound) for each algorithm: one untimed call, then the median of ``repeats``.
-    Returns the table cells "time | evals / n | value / greedy_max" in
-    :data:`ALGORITHM_COLUMNS` order."""
-    cells: dict[str, str] = {}
-    ref_value = None
-    for alg in ("greedy_max", "threshold", "density"):  # the reference first
-        call = functools.partial(select, algorithm=alg)
-        call()  # warm-up
-        times, s = time_calls(call, repeats)
-        if alg == "greedy_max":
-            ref_value = s.value
-        ms = statistics.median(times) * 1e3
-        ratio = s.value / ref_value if ref_value else float("nan")
-        cells[alg] = f"{ms:.1f} ms | {s.evaluations / n:.1f} | {ratio:.4f}"
-    return " | ".join(cells[a] for a in ALGORITHM_COLUMNS)
 
 
 def report_phase(name: str, seconds: float) -> None:
@@ -295,12 +269,15 @@ def run_isolated(
     time_cap: float | None = None,
     mem_cap: int | None = None,
     poll_seconds: float = 0.02,
+    paths: Sequence[str] = (),
 ) -> Isolated:
     """Run ``module:function(*args, **kwargs)`` in a fresh Python process.
 
     The function must return a JSON-serialisable value. The child is killed
     when it runs longer than ``time_cap`` seconds or its RSS passes
     ``mem_cap`` bytes (needs psutil). Arguments go through JSON as well.
+    ``paths`` go first on the child's ``PYTHONPATH`` (for a ``module`` outside
+    the package, such as ``benches/peers.py``).
     """
     try:
         import psutil
@@ -313,7 +290,7 @@ def run_isolated(
         spec.write_text(json.dumps({"target": target, "args": list(args), "kwargs": kwargs or {}}))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_package_root(), env.get("PYTHONPATH", "")) if p
+            p for p in (*paths, _package_root(), env.get("PYTHONPATH", "")) if p
         )
         cmd = [
             sys.executable,
@@ -503,11 +480,8 @@ def case_curriculum(
         ts = time.perf_counter()
         res = cur.advance()
         stage_times.append(time.perf_counter() - ts)
-        sel: Any = getattr(res, "selected", None)
-        if sel is None:
-            sel = getattr(res, "indices", ())
-        selected += len(sel)
-        evaluations += int(getattr(res, "evaluations", 0))
+        selected += len(res.selected)
+        evaluations += res.evaluations
     total = time.perf_counter() - t0
     return {
         "kind": "curriculum",
@@ -523,141 +497,6 @@ def case_curriculum(
         "selected_total": selected,
         "evaluations": evaluations,
         "rss_after_instance": rss_before,
-        "peak_rss": peak_rss_bytes(),
-    }
-
-
-def _submodlib_objective(inst: Instance) -> Any:
-    """The KPOD objective, exactly, as a submodlib-py ``FeatureBased`` function.
-
-    Features: one per cluster (value 1, weight beta) and one per item (value 1,
-    weight a_i = c_i); with the square-root mode each term is ``w_f * sqrt(m_f(S))``,
-    so ``f(S) = beta * sum_k sqrt(|S ∩ C_k|) + sum_{i in S} c_i``. Built on the
-    native class: the Python wrapper of 0.0.3 min-max rescales every feature
-    column (sklearn MinMaxScaler) and rejects sparse input ("Found array with
-    dim 3"), so it cannot carry this objective.
-    """
-    import submodlib_cpp
-
-    k = inst.k
-    features = [[(c, 1.0), (k + i, 1.0)] for i, c in enumerate(inst.clusters.tolist())]
-    weights = [inst.beta] * k + inst.costs.tolist()
-    return submodlib_cpp.FeatureBased(
-        inst.n, submodlib_cpp.FeatureBased.squareRoot, features, inst.n + k, weights
-    )
-
-
-def submodlib_maximize(
-    fn: Any, budget: float, costs: list[float] | None, optimizer: str = "LazyGreedy"
-) -> list[tuple[int, float]]:
-    """submodlib's ``maximize`` on ``fn`` (from ``_submodlib_objective``), as
-    timed by the benchmarks: cost-benefit greedy when ``costs`` are given,
-    otherwise the plain cardinality form. Returns its (item, gain) pairs."""
-    if costs is not None:
-        return fn.maximize(optimizer, budget, False, False, 0.1, False, False, costs, True)
-    return fn.maximize(optimizer, budget, False, False, 0.1, False, False, [], False)
-
-
-def picked_indices(out: list[tuple[int, float]]) -> np.ndarray:
-    """The item indices of a submodlib result, in pick order."""
-    return np.array([i for i, _ in out], dtype=np.int64)
-
-
-def _apricot_features(inst: Instance, encoding: str) -> Any:
-    """Feature matrix for apricot's ``FeatureBasedSelection(concave_func="sqrt")``.
-
-    ``exact``: columns = clusters (value beta^2) + one per item (value c_i^2), so
-    ``sum_d sqrt(sum_{i in S} X_id) = F(S)``. ``clusters``: the cluster columns
-    only, i.e. ``F(S) - sum_{i in S} c_i``. With modular term = cost the
-    cost-benefit greedy ranks by ``(c_i + dG)/c_i = 1 + dG/c_i`` on ``F`` and by
-    ``dG/c_i`` on the cluster part, a monotone map, so both encodings make the
-    same picks; the exact one needs ``n + K`` columns and apricot keeps every
-    picked row dense (``|S| x (n + K)`` floats), so only ``clusters`` scales.
-    """
-    import scipy.sparse as sp
-
-    n, k = inst.n, inst.k
-    if encoding == "exact":
-        rows = np.repeat(np.arange(n), 2)
-        cols = np.stack([inst.clusters, k + np.arange(n)], axis=1).ravel()
-        vals = np.stack([np.full(n, inst.beta**2), inst.costs**2], axis=1).ravel()
-        return sp.csr_matrix((vals, (rows, cols)), shape=(n, n + k))
-    if encoding == "clusters":
-        return sp.csr_matrix(
-            (np.full(n, inst.beta**2), (np.arange(n), inst.clusters)), shape=(n, k)
-        )
-    raise ValueError(f"unknown apricot encoding {encoding!r}; use 'exact' or 'clusters'")
-
-
-def case_peer(
-    peer: str,
-    n: int,
-    k: int,
-    budget_fraction: float = 0.1,
-    seed: int = 0,
-    beta: float = DEFAULT_BETA,
-    optimizer: str | None = None,
-    encoding: str = "clusters",
-    use_costs: bool = True,
-    cost_scale: float = 1.0,
-) -> dict[str, Any]:
-    """One peer's cost-benefit greedy on the instance; set-up and solve timed apart."""
-    inst = make_instance(
-        n, k, budget_fraction=budget_fraction, seed=seed, beta=beta, cost_scale=cost_scale
-    )
-    own_value: float | None
-    if peer == "submodlib":
-        optimizer = optimizer or "LazyGreedy"
-        t0 = time.perf_counter()
-        fn = _submodlib_objective(inst)
-        costs = inst.costs.tolist()
-        setup_s = time.perf_counter() - t0
-        report_phase("setup", setup_s)
-        t0 = time.perf_counter()
-        out = submodlib_maximize(fn, inst.budget, costs if use_costs else None, optimizer)
-        solve_s = time.perf_counter() - t0
-        indices = picked_indices(out)
-        own_value = float(fn.evaluate(set(indices.tolist()))) if indices.size else 0.0
-        encoding = "exact"
-    elif peer == "apricot":
-        from apricot import FeatureBasedSelection
-
-        optimizer = optimizer or "lazy"
-        t0 = time.perf_counter()
-        X = _apricot_features(inst, encoding)
-        setup_s = time.perf_counter() - t0
-        report_phase("setup", setup_s)
-        t0 = time.perf_counter()
-        sel = FeatureBasedSelection(
-            inst.budget, concave_func="sqrt", optimizer=optimizer, random_state=seed
-        ).fit(X, sample_cost=inst.costs if use_costs else None)
-        solve_s = time.perf_counter() - t0
-        indices = np.asarray(sel.ranking, dtype=np.int64)
-        gains = float(np.sum(sel.gains)) if indices.size else 0.0
-        own_value = gains + (float(inst.costs[indices].sum()) if encoding == "clusters" else 0.0)
-    else:
-        raise ValueError(f"unknown peer {peer!r}; use one of {', '.join(PEERS)}")
-    value = objective(inst.costs, inst.clusters, indices, beta=beta)
-    cost = selection_cost(inst.costs, indices)
-    return {
-        "kind": "peer",
-        "peer": peer,
-        "optimizer": optimizer,
-        "encoding": encoding,
-        "use_costs": use_costs,
-        "n": n,
-        "k": k,
-        "seed": seed,
-        "budget_fraction": budget_fraction,
-        "setup_seconds": setup_s,
-        "solve_seconds": solve_s,
-        "value": value,
-        "own_value": own_value,
-        "cost": cost,
-        "budget": inst.budget,
-        "feasible": _feasible(cost, inst.budget),
-        "selected": int(indices.size),
-        "indices_head": indices[:20].tolist(),
         "peak_rss": peak_rss_bytes(),
     }
 
@@ -780,7 +619,8 @@ def _parse_choice(text: str, allowed: Sequence[str], what: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, full: bool = False) -> None:
-    """Options shared by ``kpod bench`` (quick defaults) and ``benches/bench_select.py`` (full)."""
+    """Options of ``kpod bench`` (quick defaults) and ``benches/bench_select.py`` (full; it
+    adds the peers' options)."""
     parser.add_argument(
         "--sizes",
         default="1e4,1e5,1e6,1e7" if full else "1e4,1e5,1e6",
@@ -816,29 +656,6 @@ def add_arguments(parser: argparse.ArgumentParser, *, full: bool = False) -> Non
     )
     parser.add_argument("--seed", type=int, default=0, help="instance seed (default: %(default)s)")
     parser.add_argument(
-        "--peers",
-        action=argparse.BooleanOptionalAction,
-        default=full,
-        help="also run apricot-select and submodlib-py on the same instances (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--peer-names",
-        default=",".join(PEERS),
-        help="which peers --peers runs (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--peer-cap",
-        type=float,
-        default=120.0 if full else 30.0,
-        help="seconds before a peer run is killed and reported as '> cap' (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--peer-max-n",
-        type=float,
-        default=1e6 if full else 1e5,
-        help="largest n given to the peers (default: %(default)g)",
-    )
-    parser.add_argument(
         "--mem-cap-gib",
         type=float,
         default=8.0,
@@ -860,24 +677,18 @@ def add_arguments(parser: argparse.ArgumentParser, *, full: bool = False) -> Non
         "--stages", type=int, default=50, help="curriculum stages (default: %(default)s)"
     )
     parser.add_argument(
-        "--audit",
-        action=argparse.BooleanOptionalAction,
-        default=full,
-        help="check each peer optimizer's cost handling and value accounting on a small instance",
-    )
-    parser.add_argument(
         "--json", type=Path, default=None, help="also append every result as a JSON line here"
     )
 
 
 @dataclass
 class Report:
+    """The rows of one run, for :func:`render`."""
+
     machine: dict[str, Any]
     bandwidth: float | None
     select_rows: list[dict[str, Any]]
-    peer_rows: list[dict[str, Any]]
     curriculum_rows: list[dict[str, Any]]
-    audit_rows: list[dict[str, Any]]
     end: dict[str, Any] = field(default_factory=dict)
 
 
@@ -885,7 +696,7 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-class _Sink:
+class JsonLines:
     """Appends every finished case to a JSON-lines file, so an interrupted run keeps its rows."""
 
     def __init__(self, path: Path | None) -> None:
@@ -933,13 +744,12 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
     sizes = _parse_sizes(args.sizes)
     ks = [int(x) for x in _parse_sizes(args.clusters)]
     algorithms = _parse_choice(args.algorithms, ALGORITHMS, "--algorithms")
-    peers = _parse_choice(args.peer_names, PEERS, "--peer-names") if args.peers else []
     if not 0.0 < args.eps < 1.0:
         raise ValueError(f"--eps must be in (0, 1), got {args.eps}")
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     mem_cap = int(args.mem_cap_gib * (1 << 30))
-    sink = _Sink(args.json)
+    sink = JsonLines(args.json)
     machine = machine_info()
     sink.write({"kind": "machine", **machine})
 
@@ -948,7 +758,6 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
     sink.write({"kind": "bandwidth", "bytes_per_second": bandwidth})
 
     select_rows: list[dict[str, Any]] = []
-    peer_rows: list[dict[str, Any]] = []
     # greedy_max first: it is the value reference of the other rows.
     ordered = sorted(algorithms, key=lambda a: (a != "greedy_max", ALGORITHMS.index(a)))
     for n in sizes:
@@ -975,43 +784,7 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
                     _progress(f"  {iso.status}: {iso.message}")
                 select_rows.append(row)
                 sink.write({"kind": "select", **row, "raw": iso.result})
-            if n <= args.peer_max_n:
-                for peer in peers:
-                    _progress(
-                        f"kpod bench: peer {peer} n={_fmt_n(n)} K={k} (cap {args.peer_cap:g} s) ..."
-                    )
-                    iso = run_isolated(
-                        "kpod.bench:case_peer",
-                        {
-                            "peer": peer,
-                            "n": n,
-                            "k": k,
-                            "budget_fraction": args.budget_fraction,
-                            "seed": args.seed,
-                        },
-                        time_cap=args.peer_cap,
-                        mem_cap=mem_cap,
-                    )
-                    prow = {"n": n, "k": k, "peer": peer, "status": iso.status, "iso": iso}
-                    peer_rows.append(prow)
-                    sink.write(
-                        {
-                            "kind": "peer",
-                            "n": n,
-                            "k": k,
-                            "peer": peer,
-                            "status": iso.status,
-                            "message": iso.message,
-                            "phases": iso.phases,
-                            "wall": iso.wall_seconds,
-                            "peak_rss": iso.peak_rss,
-                            "raw": iso.result,
-                        }
-                    )
-                    if iso.status != "ok":
-                        _progress(f"  {iso.status}: {iso.message}")
     _attach_reference(select_rows)
-    peer_table_rows = [_peer_row(p, select_rows, args.peer_cap) for p in peer_rows]
 
     curriculum_rows: list[dict[str, Any]] = []
     for nq in (
@@ -1029,17 +802,9 @@ def run_benchmarks(args: argparse.Namespace) -> Report:
         if iso.status != "ok":
             _progress(f"  {iso.status}: {iso.message}")
 
-    audit_rows: list[dict[str, Any]] = []
-    if args.audit:
-        _progress("kpod bench: peer cost-handling audit ...")
-        audit_rows = run_audit(seed=args.seed, mem_cap=mem_cap)
-        for r in audit_rows:
-            sink.write({"kind": "audit", **r})
     end = machine_info()
     sink.write({"kind": "end", **end})
-    return Report(
-        machine, bandwidth, select_rows, peer_table_rows, curriculum_rows, audit_rows, end
-    )
+    return Report(machine, bandwidth, select_rows, curriculum_rows, end)
 
 
 def _attach_reference(rows: list[dict[str, Any]]) -> None:
@@ -1052,63 +817,6 @@ def _attach_reference(rows: list[dict[str, Any]]) -> None:
         v = ref.get((r["n"], r["k"]))
         if v and r.get("value") is not None:
             r["vs_greedy_max"] = r["value"] / v
-
-
-def _kpod_row(select_rows: list[dict[str, Any]], n: int, k: int, algorithm: str) -> dict[str, Any]:
-    for r in select_rows:
-        if r["n"] == n and r["k"] == k and r["algorithm"] == algorithm and "value" in r:
-            return r
-    return {}
-
-
-def _peer_row(p: dict[str, Any], select_rows: list[dict[str, Any]], cap: float) -> dict[str, Any]:
-    iso: Isolated = p["iso"]
-    n, k = p["n"], p["k"]
-    thr = _kpod_row(select_rows, n, k, "threshold")
-    ref = _kpod_row(select_rows, n, k, "greedy_max")
-    row: dict[str, Any] = {"n": n, "k": k, "peer": p["peer"], "peak_rss": iso.peak_rss}
-    setup = iso.phases.get("setup")
-    row["setup"] = setup
-    if iso.result is not None:
-        r = iso.result
-        row.update(
-            optimizer=r["optimizer"],
-            solve=r["solve_seconds"],
-            setup=r["setup_seconds"],
-            value=r["value"],
-            selected=r["selected"],
-            feasible=r["feasible"],
-            cost_over_budget=r["cost"] / r["budget"] if r["budget"] > 0 else None,
-        )
-        if ref.get("value"):
-            row["vs_greedy_max"] = r["value"] / ref["value"]
-        if thr.get("time"):
-            row["speedup"] = r["solve_seconds"] / thr["time"]
-            row["speedup_total"] = (r["solve_seconds"] + r["setup_seconds"]) / thr["time"]
-        if ref.get("time"):
-            row["speedup_gm"] = r["solve_seconds"] / ref["time"]
-            row["speedup_gm_total"] = (r["solve_seconds"] + r["setup_seconds"]) / ref["time"]
-        if thr.get("value"):
-            row["kpod_value_ratio"] = thr["value"] / r["value"] if r["value"] else None
-    else:
-        row["optimizer"] = "LazyGreedy" if p["peer"] == "submodlib" else "lazy"
-        spent = cap - (setup or 0.0)
-        if iso.status == "timeout":
-            row["solve"] = f"> {_fmt_seconds(spent)}" if setup is not None else "—"
-            if setup is None:
-                row["setup"] = f"> {_fmt_seconds(cap)}"
-            if thr.get("time") and setup is not None:
-                row["speedup"] = f"> {_fmt_speedup(spent / thr['time'])}"
-            if thr.get("time"):
-                row["speedup_total"] = f"> {_fmt_speedup(cap / thr['time'])}"
-            if ref.get("time") and setup is not None:
-                row["speedup_gm"] = f"> {_fmt_speedup(spent / ref['time'])}"
-            if ref.get("time"):
-                row["speedup_gm_total"] = f"> {_fmt_speedup(cap / ref['time'])}"
-        else:
-            row["solve"] = iso.status
-        row["message"] = iso.message
-    return row
 
 
 def _curriculum_row(iso: Isolated, nq: int, stages: int) -> dict[str, Any]:
@@ -1132,113 +840,6 @@ def _curriculum_row(iso: Isolated, nq: int, stages: int) -> dict[str, Any]:
     return row
 
 
-# --------------------------------------------------------------------------- audit
-
-
-def case_audit_reference(
-    n: int, k: int, budget_fraction: float, seed: int, beta: float, cost_scale: float
-) -> dict[str, Any]:
-    """kpod's greedy_max and density values on the audit instance (for the audit table)."""
-    import kpod
-
-    inst = make_instance(
-        n, k, budget_fraction=budget_fraction, seed=seed, beta=beta, cost_scale=cost_scale
-    )
-    out = {}
-    for algorithm in ("greedy_max", "density"):
-        sel = kpod.select(
-            inst.costs, inst.clusters, budget=inst.budget, beta=beta, algorithm=algorithm
-        )
-        out[algorithm] = objective(inst.costs, inst.clusters, np.asarray(sel.indices), beta=beta)
-    return out
-
-
-AUDIT_COST_SCALE = 3.0
-AUDIT_RUNS: tuple[tuple[str, str, str], ...] = (
-    ("submodlib", "NaiveGreedy", "exact"),
-    ("submodlib", "LazyGreedy", "exact"),
-    ("submodlib", "StochasticGreedy", "exact"),
-    ("submodlib", "LazierThanLazyGreedy", "exact"),
-    ("apricot", "naive", "exact"),
-    ("apricot", "lazy", "exact"),
-    ("apricot", "lazy", "clusters"),
-    ("apricot", "two-stage", "exact"),
-    ("apricot", "approximate-lazy", "exact"),
-    ("apricot", "stochastic", "exact"),
-    ("apricot", "sample", "exact"),
-)
-
-
-def run_audit(
-    n: int = 2000,
-    k: int = 5,
-    budget_fraction: float = 0.1,
-    seed: int = 0,
-    beta: float = DEFAULT_BETA,
-    cost_scale: float = AUDIT_COST_SCALE,
-    mem_cap: int | None = None,
-    runs: Sequence[tuple[str, str, str]] = AUDIT_RUNS,
-) -> list[dict[str, Any]]:
-    """Each peer optimizer with costs on one small instance: does it respect the budget,
-    does its own value match F, and how good is it against kpod's greedy_max.
-
-    Costs are scaled (``cost_scale``, default 3) so that a budget misread as an
-    item count admits far more cost than the budget: an optimizer that ignores
-    costs then shows up as ``within budget: NO``.
-    """
-    common = {
-        "n": n,
-        "k": k,
-        "budget_fraction": budget_fraction,
-        "seed": seed,
-        "beta": beta,
-        "cost_scale": cost_scale,
-    }
-    ref = run_isolated("kpod.bench:case_audit_reference", common, time_cap=120)
-    gm = ref.result.get("greedy_max") if ref.result else None
-    rows = []
-    for peer, optimizer, encoding in runs:
-        iso = run_isolated(
-            "kpod.bench:case_peer",
-            {**common, "peer": peer, "optimizer": optimizer, "encoding": encoding},
-            time_cap=120,
-            mem_cap=mem_cap,
-        )
-        row: dict[str, Any] = {"peer": peer, "optimizer": optimizer, "encoding": encoding}
-        if iso.result is None:
-            row["status"] = iso.status
-            row["selected"] = iso.status
-            row["message"] = iso.message
-        else:
-            r = iso.result
-            row.update(
-                status="ok",
-                selected=r["selected"],
-                cost_over_budget=r["cost"] / r["budget"],
-                feasible=r["feasible"],
-                value=r["value"],
-                own_value=r["own_value"],
-                agrees=(
-                    r["own_value"] is not None
-                    and abs(r["own_value"] - r["value"]) <= 1e-6 * max(1.0, abs(r["value"]))
-                ),
-                vs_greedy_max=(r["value"] / gm) if gm else None,
-            )
-        rows.append(row)
-    if ref.result:
-        rows.append(
-            {
-                "peer": "kpod",
-                "optimizer": "density",
-                "encoding": "native",
-                "status": "ok",
-                "value": ref.result["density"],
-                "vs_greedy_max": ref.result["density"] / gm if gm else None,
-            }
-        )
-    return rows
-
-
 # --------------------------------------------------------------------------- rendering
 
 SELECT_COLUMNS = (
@@ -1258,24 +859,6 @@ SELECT_COLUMNS = (
     Column("cost_over_budget", "cost / budget", _fmt_ratio),
 )
 
-PEER_COLUMNS = (
-    Column("n", "n", _fmt_n),
-    Column("k", "K", str),
-    Column("peer", "peer", str, "left"),
-    Column("optimizer", "optimizer", str, "left"),
-    Column("setup", "set-up", _fmt_seconds),
-    Column("solve", "solve", _fmt_seconds),
-    Column("peak_rss", "peak RSS", _fmt_bytes),
-    Column("vs_greedy_max", "value / greedy_max", _fmt_ratio),
-    Column("kpod_value_ratio", "kpod threshold value / peer", _fmt_ratio),
-    Column("speedup", "kpod speed-up (solve)", _fmt_speedup),
-    Column("speedup_total", "kpod speed-up (set-up + solve)", _fmt_speedup),
-    Column("speedup_gm", "greedy_max speed-up (solve)", _fmt_speedup),
-    Column("speedup_gm_total", "greedy_max speed-up (set-up + solve)", _fmt_speedup),
-    Column("cost_over_budget", "cost / budget", lambda v: f"{v:.6f}"),
-    Column("feasible", "within budget", _fmt_bool),
-)
-
 CURRICULUM_COLUMNS = (
     Column("n_questions", "questions", _fmt_n),
     Column("n_steps", "steps", _fmt_count),
@@ -1287,19 +870,6 @@ CURRICULUM_COLUMNS = (
     Column("stage_max", "stage max", _fmt_seconds),
     Column("selected", "selections", _fmt_count),
     Column("peak_rss", "peak RSS", _fmt_bytes),
-)
-
-AUDIT_COLUMNS = (
-    Column("peer", "library", str, "left"),
-    Column("optimizer", "optimizer", str, "left"),
-    Column("encoding", "encoding", str, "left"),
-    Column("selected", "selected", str),
-    Column("cost_over_budget", "cost / budget", _fmt_ratio),
-    Column("feasible", "within budget", _fmt_bool),
-    Column("value", "F(S) (ours)", lambda v: f"{v:.4f}"),
-    Column("own_value", "library's own value", lambda v: f"{v:.4f}"),
-    Column("agrees", "agrees", lambda v: "yes" if v else "**NO**"),
-    Column("vs_greedy_max", "F / kpod greedy_max", _fmt_ratio),
 )
 
 
@@ -1318,8 +888,18 @@ def _notes(rows: Sequence[dict[str, Any]], describe: Callable[[dict[str, Any]], 
     return ["", *lines] if lines else []
 
 
-def render(report: Report, command: str) -> str:
-    """The markdown recorded in benches/RESULTS.md and printed by ``kpod bench``."""
+def render(
+    report: Report,
+    command: str,
+    *,
+    after_select: Sequence[str] = (),
+    after_curriculum: Sequence[str] = (),
+) -> str:
+    """The markdown recorded in benches/RESULTS.md and printed by ``kpod bench``.
+
+    ``after_select`` and ``after_curriculum`` are extra markdown lines placed
+    after those tables (``benches/bench_select.py``: the peers and their audit).
+    """
     m = report.machine
     out = [
         f"Command: `{command}`  ",
@@ -1351,18 +931,7 @@ def render(report: Report, command: str) -> str:
             "evaluation. Values are F(S) recomputed in numpy from the returned indices.",
             "",
         ]
-    if report.peer_rows:
-        out += [
-            "### Peers on the same instances",
-            "",
-            format_table(report.peer_rows, PEER_COLUMNS),
-            *_notes(report.peer_rows, lambda r: f"{r['peer']} n={_fmt_n(r['n'])} K={r['k']}"),
-            "",
-            "Speed-up = peer time / kpod `threshold` (or `greedy_max`) median time on the "
-            "same instance; `greedy_max` is the kpod algorithm whose value is at least the "
-            "peers' cost-benefit greedy by construction. `> x` means the peer was killed at the cap, so the true figure is larger.",
-            "",
-        ]
+    out += after_select
     if report.curriculum_rows:
         out += [
             "### kpod.Curriculum",
@@ -1371,30 +940,10 @@ def render(report: Report, command: str) -> str:
             *_notes(report.curriculum_rows, lambda r: f"curriculum {_fmt_n(r['n_questions'])}"),
             "",
         ]
-    if report.audit_rows:
-        out += [
-            "### Peer optimizers: cost handling and value accounting",
-            "",
-            f"One instance: n = 2000, K = 5, costs {AUDIT_COST_SCALE:g} x U[0.05, 1), budget 10 % "
-            "of the total cost, so a budget read as an item count admits about three times the "
-            "budget. `library's own value` is the library's `evaluate()` (submodlib) or the sum "
-            "of its reported gains (apricot; plus the cost sum for the `clusters` encoding).",
-            "",
-            format_table(report.audit_rows, AUDIT_COLUMNS),
-            *_notes(report.audit_rows, lambda r: f"{r['peer']} {r['optimizer']}"),
-            "",
-        ]
+    out += after_curriculum
     return "\n".join(out)
 
 
 def run_from_args(args: argparse.Namespace, command: str) -> str:
     report = run_benchmarks(args)
     return render(report, command)
-
-
-def iter_json(path: Path) -> Iterator[dict[str, Any]]:
-    """Read back the rows a ``--json`` run appended (also after an interruption)."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)

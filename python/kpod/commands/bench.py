@@ -3,7 +3,8 @@
 The default run (n = 1e4..1e6, K = 1000, all three algorithms, a
 50-stage curriculum over 1M questions, no peers) takes well under a minute on
 a 2-core machine. ``benches/bench_select.py`` is the same code with the full
-defaults (n up to 1e7, peers, the cost-handling audit).
+defaults (n up to 1e7) plus the peer libraries and their cost-handling audit
+(``benches/peers.py``, outside the package).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ def register(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "bench",
-        help="benchmark the native scheduler (and optionally its peers)",
+        help="benchmark the native scheduler",
         description=(
             "Time kpod.select (threshold, greedy_max, density) and kpod.Curriculum on random "
             "instances of the KPOD objective, each case in its own process (peak RSS per case), "
             "and print markdown tables. Values are recomputed from the returned indices. "
-            "--peers adds apricot-select and submodlib-py (pip install 'kpod[bench]') on the "
-            "same instances, each killed at --peer-cap seconds."
+            "The comparison with apricot-select and submodlib-py is benches/bench_select.py "
+            "in the repository."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

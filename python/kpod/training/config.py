@@ -16,6 +16,7 @@ from typing import Any, cast
 from transformers import HfArgumentParser, TrainingArguments
 
 from kpod.precision import apply_to_training_args
+from kpod.schedule import ALGORITHMS
 from kpod.training.stages import TOKEN_WEIGHT_NORMS
 
 __all__ = ["ABLATIONS", "KpodConfig", "config_from_dict", "load_config"]
@@ -27,8 +28,6 @@ ABLATIONS = {
     "no_progression": "w.o.-prog",
     "no_diversity": "w.o.-div",
 }
-
-_ALGORITHMS = ("threshold", "greedy_max", "density")
 
 
 @dataclass
@@ -84,7 +83,7 @@ class KpodConfig(TrainingArguments):
         metadata={
             "help": "Stage solver: 'threshold' (1/2 - eps, linear time), 'greedy_max' (1/2, "
             "quality reference) or 'density' (plain cost-benefit greedy, no guarantee).",
-            "choices": list(_ALGORITHMS),
+            "choices": list(ALGORITHMS),
         },
     )
     n_clusters: int = field(
@@ -192,9 +191,9 @@ class KpodConfig(TrainingArguments):
         super().__post_init__()
         if self.kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"kind must be 'auto', 'causal' or 'seq2seq', got {self.kind!r}")
-        if self.algorithm not in _ALGORITHMS:
+        if self.algorithm not in ALGORITHMS:
             raise ValueError(
-                f"algorithm must be one of {', '.join(_ALGORITHMS)}, got {self.algorithm!r}"
+                f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
             )
         if self.token_weight_norm not in TOKEN_WEIGHT_NORMS:
             raise ValueError(

@@ -121,10 +121,10 @@ def test_transformers_serve_kill_and_resume(server, tmp_path):
     proc = subprocess.Popen(
         [*cmd, "--rpm", "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while len(_keys(out)) < 4:
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no records within 60 s"
+        assert time.monotonic() < deadline, "no records within 120 s"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -136,12 +136,16 @@ def test_transformers_serve_kill_and_resume(server, tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"done before: {before}, generated now: {N - before}, failed: 0" in done.stdout
-    assert "teacher agreement with gold: 20/30 (66.7%)" in done.stdout
     keys = _keys(out)  # every line is whole JSON, each (question, sample) exactly once
     assert sorted(keys) == sorted((f"q{i}", 0) for i in range(N))
     assert len(list(read_records(out))) == N  # kpod data reads it as it is
     recs = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
-    assert recs["q4"]["rationale"].split()[0] == "14" and recs["q4"]["teacher_agrees"] is True
+    # the model echoes "10 + i": every third question's gold answer (999) disagrees
+    agree = sorted(
+        (r["id"] for r in recs.values() if r["teacher_agrees"]), key=lambda x: int(x[1:])
+    )
+    assert agree == [f"q{i}" for i in range(N) if i % 3], [r["rationale"] for r in recs.values()]
+    assert f"teacher agreement with gold: {len(agree)}/30 (66.7%)" in done.stdout
     assert recs["q3"]["teacher_answer"] == "13" and recs["q3"]["teacher_agrees"] is False
     assert recs["q4"]["teacher"]["model"] == model and recs["q4"]["usage"]["completion_tokens"] == 6
     assert "sk-e2e-secret" not in out.read_text() + done.stdout + done.stderr

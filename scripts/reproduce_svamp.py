@@ -132,7 +132,7 @@ def repro_dir(setting: int | str) -> Path:
 
 def setting_of(args: argparse.Namespace) -> int | str:
     """The setting a command line selects: "fair", or the delta_steps of settings 1 and 2."""
-    return FAIR if getattr(args, "setting", None) == FAIR else int(args.delta_steps)
+    return FAIR if getattr(args, "setting", None) == FAIR else int(args.delta_steps or 1)
 
 
 def base_config(args: argparse.Namespace) -> dict:

@@ -422,3 +422,18 @@ def test_the_config_check_ignores_where_the_checkout_lies(monkeypatch, tmp_path)
     cfg = mod.fair_config(_namespace())
     moved = json.loads(json.dumps(cfg).replace(str(tmp_path), "/elsewhere/kpod"))
     assert moved != cfg and mod._core(moved, "kpod") == mod._core(cfg, "kpod")
+
+
+def test_table_only_command_lines(monkeypatch, tmp_path, capsys) -> None:
+    mod = _load(monkeypatch, tmp_path)
+    for argv, expected in (
+        ([], "No archived run of this setting."),
+        (["--delta-steps", "2"], "No archived run of this setting."),
+        (["--setting", "fair"], "No run of the fair test has finished"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["reproduce_svamp.py", "--table-only", *argv])
+        assert mod.main() == 0
+        assert expected in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["reproduce_svamp.py", "--setting", "fair", "--plan"])
+    assert mod.main() == 0
+    assert " 1. kpod-s0: pending" in capsys.readouterr().out

@@ -514,6 +514,11 @@ def archive(base: Path, setting: int | str) -> list[Path]:
                 summary = {k: v for k, v in st.items() if not isinstance(v, list)}
                 summary["advanced"] = len(st.get("selected", []))
                 rec["stages"].append(summary)
+        module = run_dir / "weighting" / "module" / "metrics.json"
+        if setting == FAIR and step == "eval_after" and module.is_file():
+            # Whether this run's token weights carried signal (kpod.weighting.gates).
+            m = json.loads(module.read_text(encoding="utf-8"))
+            rec["weighting"] = {k: m[k] for k in ("gates", "warnings") if k in m}
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
         cfg.pop("run_dir", None)
         rec["config"] = cfg
@@ -669,6 +674,9 @@ def fair_report() -> str:
         from kpod.compare import accuracy_markdown
 
         parts.append(accuracy_markdown(first, set_names=SET_NAMES, label_column="variant"))
+    gates = weighting_table()
+    if gates:
+        parts.append(gates)
     labels = {r.label for r in runs}
     if set(CELLS.values()) <= labels:
         effects, notes = factorial(
@@ -702,6 +710,38 @@ def fair_report() -> str:
                 "than +-3 points on SVAMP and ASDiv):\n\n" + power
             )
     return "\n".join(parts)
+
+
+# Gates of the weighting module shown per seed (kpod.weighting.gates), when recorded.
+GATES = ("mean_weight", "keep_ratio", "informativeness_gap", "class_margin")
+
+
+def weighting_table() -> str:
+    """The weighting module's gates of each seed (from its KPOD run's record): whether
+    the token weights carried signal in the runs compared. "" when none is recorded."""
+    rows = []
+    for rec in _records(FAIR):
+        w = rec.get("weighting") or {}
+        gates = w.get("gates") or {}
+        if rec["variant"] != "kpod" or rec.get("evaluated") == "before" or not gates:
+            continue
+        cells = [str(rec["seed"])]
+        for key in GATES:
+            v = gates.get(key)
+            cells.append(f"{v:+.4f}" if isinstance(v, int | float) else "n/a")
+        cells.append(str(len(w.get("warnings") or [])))
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    head = ["seed", *GATES, "warnings"]
+    lines = [
+        "Weighting module of each seed (its gates, kpod.weighting.gates; warnings in the records):",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+        *rows,
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def preview(args: argparse.Namespace) -> int:

@@ -237,6 +237,10 @@ def _fake_run(mod, name: str, seed: int, after: dict[str, str], gsm8k: str | Non
     (run / "train" / ".kpod-step.json").write_text(json.dumps({"seconds": 600.0}))
     cfg = {"run_dir": str(run), "seed": seed, "training": {"num_train_epochs": 8}}
     (run / "config.yaml").write_text(json.dumps(cfg))
+    module = run / "weighting" / "module"
+    module.mkdir(parents=True)
+    gates = {"gates": {"mean_weight": 0.52, "keep_ratio": 0.5}, "warnings": ["w"], "classes": {}}
+    (module / "metrics.json").write_text(json.dumps(gates))
     return run
 
 
@@ -251,6 +255,10 @@ def test_archive_and_tables_of_the_fair_setting(monkeypatch, tmp_path) -> None:
     assert rec["setting"] == "fair" and "delta_steps" not in rec
     assert rec["correct"] == {"svamp": "1100", "asdiv": "10", "gsm8k": "111"}
     assert rec["train_seconds"] == 600.0
+    assert rec["weighting"] == {
+        "gates": {"mean_weight": 0.52, "keep_ratio": 0.5},
+        "warnings": ["w"],
+    }
     text = mod.fair_report()
     assert text.startswith("2 of 22 planned runs are archived (kpod-s0, cot-s0). Partial grid")
     row = next(line for line in text.splitlines() if line.startswith("| kpod | 0 |"))
@@ -259,6 +267,7 @@ def test_archive_and_tables_of_the_fair_setting(monkeypatch, tmp_path) -> None:
     assert cells[2].startswith("50.0") and cells[4].startswith("100.0")
     assert cells[5].startswith("+25.0") and cells[7] == "" and cells[8:11] == ["", "", ""]
     assert "2x2 effects: not yet (no archived run of wo-prog, wo-sig)" in text
+    assert "| 0 | +0.5200 | +0.5000 | n/a | n/a | 1 |" in text  # KPOD seed 0's gates
     assert "Power" in text and "SVAMP: KPOD - CoT pooled over 1 seed: the interval is +-" in text
 
 

@@ -84,7 +84,7 @@ class KpodScheduleCallback(TrainerCallback, ExportableState):
         trainer = self._owner()
         if state.global_step == 0:
             trainer.schedule.reset()
-            trainer._write_stage_log(truncate=True)
+            trainer._rewrite_stage_log()
             return
         stored = (state.stateful_callbacks or {}).get(type(self).__name__)
         if isinstance(stored, list):
@@ -97,7 +97,7 @@ class KpodScheduleCallback(TrainerCallback, ExportableState):
             )
         trainer.schedule.load_state_dict(_decode(payload))
         trainer.stage_dataset.set_given_steps(trainer.schedule.given_steps)
-        trainer._write_stage_log(truncate=True)
+        trainer._rewrite_stage_log()
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         trainer = self._owner()

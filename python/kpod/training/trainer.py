@@ -194,12 +194,13 @@ class KpodTrainer(Trainer):
             return None
         return Path(self.args.output_dir) / STAGES_FILE
 
-    def _write_stage_log(self, truncate: bool) -> None:
+    def _rewrite_stage_log(self) -> None:
+        """``kpod_stages.jsonl`` from the schedule's history (a fresh or a resumed run)."""
         path = self._stage_log_path()
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w" if truncate else "a", encoding="utf-8") as fh:
+        with path.open("w", encoding="utf-8") as fh:
             for rec in self.schedule.history:
                 fh.write(json.dumps(rec.to_dict()) + "\n")
 

@@ -180,9 +180,13 @@ def test_generates_kept_and_rejected_records_readable_by_kpod_data(stub, tmp_pat
     assert len(loaded) == 8 and loaded[0]["rationale"].startswith("We read the question.")
     ds = prepare_examples(loaded, tiny_tokenizer(), kind="causal")
     assert len(ds) == 8 and set(ds["n_steps"]) == {2}
+    tok_dir = tmp_path / "tok"
+    tiny_tokenizer().save_pretrained(tok_dir)
+    prep = ["data", "prepare", str(out), "--tokenizer", str(tok_dir), "--filter", "drop"]
+    assert main([*prep, "--out", str(tmp_path / "prepared")]) == 0  # as `kpod run` does
     # the key was sent to the server and written nowhere
     assert stub.auth[0] == f"Bearer {SECRET}"
-    for p in tmp_path.iterdir():
+    for p in tmp_path.glob("r.jsonl*"):
         assert SECRET not in p.read_text()
     # the same command again: nothing to do
     again = generate_rationales(

@@ -229,7 +229,8 @@ BAD = [
     ({"modular": [1.0, -2.0]}, "modular[1]"),
     ({"values": [np.nan, 1.0]}, "values[0]"),
     ({"concave": "cube"}, "concave"),
-    ({"concave": ("power", 1.5)}, "concave power q"),
+    ({"concave": ("power", 1.5)}, "concave must be a power q in"),
+    ({"concave": ("power", "x")}, "concave power q must be a real number"),
     ({"concave": "power"}, "concave"),
     ({"algorithm": "lazy"}, "algorithm"),
 ]

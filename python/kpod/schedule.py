@@ -17,7 +17,6 @@ KPOD's Eq. 12 is the default: a = cost, v = 1, g = sqrt, beta = 12.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -96,25 +95,6 @@ def _array(name: str, x: Any, kind: Literal["float", "int"]) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-def _scalar(
-    name: str,
-    x: Any,
-    lo: float,
-    *,
-    lo_open: bool = False,
-    hi: float = math.inf,
-    hi_open: bool = False,
-) -> float:
-    v = _real(name, x)
-    too_low = v <= lo if lo_open else v < lo
-    too_high = v >= hi if hi_open else v > hi
-    if math.isnan(v) or too_low or too_high or (math.isinf(v) and hi == math.inf):
-        lb = "(" if lo_open else "["
-        ub = ")" if hi_open or hi == math.inf else "]"
-        raise ValueError(f"{name} must be finite and in {lb}{lo:g}, {hi:g}{ub}, got {v!r}")
-    return v
-
-
 def _real(name: str, x: Any) -> float:
     """``x`` as a float, or ValueError if it is not a real number (its range is the core's check)."""
     if type(x) is not float and type(x) is not int:
@@ -141,7 +121,7 @@ def _concave(concave: Any) -> tuple[str, float]:
                 'concave="power" needs its exponent: pass ("power", q) with q in (0, 1]'
             )
     elif isinstance(concave, (tuple, list)) and len(concave) == 2 and concave[0] == "power":
-        q = _scalar("concave power q", concave[1], 0.0, lo_open=True, hi=1.0)
+        q = _real("concave power q", concave[1])
         return "power", q
     raise ValueError(
         f'concave must be "sqrt", "log1p" or ("power", q) with q in (0, 1], got {concave!r}'
@@ -209,16 +189,17 @@ def select(
     Raises:
         ValueError: on any invalid argument; the message names it.
     """
-    # Dtype, shape and layout are settled here; element values (finite, >= 0,
-    # ids >= 0) and lengths are checked in one pass by the native core, whose
-    # errors name the argument and the first bad index the same way.
+    # Dtypes, shapes, layout and scalar types are settled here; element values
+    # (finite, >= 0, ids >= 0), lengths and the scalars' ranges are checked
+    # once, by the native core, whose errors name the argument (and the first
+    # bad index) the same way.
     c = _array("costs", costs, "float")
     k = _array("clusters", clusters, "int")
     a = None if modular is None else _array("modular", modular, "float")
     v = None if values is None else _array("values", values, "float")
-    b = _scalar("budget", budget, 0.0)
-    be = _scalar("beta", beta, 0.0)
-    e = _scalar("eps", eps, 0.0, lo_open=True, hi=1.0, hi_open=True)
+    b = _real("budget", budget)
+    be = _real("beta", beta)
+    e = _real("eps", eps)
     kind, q = _concave(concave)
     alg = _algorithm(algorithm)
     idx, value, cost, evals = _native().select(

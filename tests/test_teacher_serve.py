@@ -31,8 +31,10 @@ N = 30
 
 
 def _serve_cmd() -> list[str] | None:
-    from transformers.utils.import_utils import is_serve_available
-
+    try:
+        from transformers.utils.import_utils import is_serve_available
+    except ImportError:  # a transformers without `transformers serve`
+        return None
     exe = Path(sys.executable).with_name("transformers")
     if not exe.is_file() or not is_serve_available():
         return None

@@ -442,3 +442,35 @@ def test_command_imports_nothing_heavy_and_names_the_extra(tmp_path, monkeypatch
     argv = ["teacher", "generate", str(qs), "--out", str(tmp_path / "r.jsonl"), "--model", "m"]
     assert main(argv) == 1
     assert "needs the 'openai' package: pip install \"kpod[teacher]\"" in capsys.readouterr().err
+
+
+def test_auth_and_not_found_stop_the_run(stub, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    qs = write_questions(tmp_path / "q.jsonl", 3)
+    stub.faults.append((401, {}, f"invalid key {SECRET}"))
+    with pytest.raises(TeacherError) as err:
+        generate_rationales(
+            qs,
+            tmp_path / "a.jsonl",
+            OpenAIBackend(stub.url),
+            settings(),
+            concurrency=1,
+            show_progress=False,
+        )
+    assert (
+        "refused the request (401: invalid key ***); is the API key in $OPENAI_API_KEY right?"
+        in str(err.value)
+    )
+    assert SECRET not in str(err.value)
+    stub.faults.append((404, {}, "no such route"))
+    with pytest.raises(TeacherError, match="answered 404 for model 'stub-teacher': no such route"):
+        generate_rationales(
+            qs,
+            tmp_path / "b.jsonl",
+            OpenAIBackend(stub.url),
+            settings(),
+            concurrency=1,
+            show_progress=False,
+        )
+    summary = json.loads((tmp_path / "b.jsonl.summary.json").read_text())
+    assert summary["generated"] == 0 and summary["failed"] == 0

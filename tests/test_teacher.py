@@ -474,3 +474,32 @@ def test_auth_and_not_found_stop_the_run(stub, tmp_path, monkeypatch):
         )
     summary = json.loads((tmp_path / "b.jsonl.summary.json").read_text())
     assert summary["generated"] == 0 and summary["failed"] == 0
+
+
+def test_local_backend_samples_with_temperature(tmp_path):
+    from kpod.teacher import TransformersBackend
+    from kpod.testing import tiny_causal_lm, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    qs = [{"id": f"q{i}", "question": f"Tom has {i} apples.", "answer": str(i)} for i in range(2)]
+    backend = TransformersBackend(tiny_causal_lm(tok), tok, batch_size=4)
+    st = TeacherSettings(
+        model="tiny",
+        prompt=PromptTemplate(style="completion"),
+        max_tokens=6,
+        temperature=0.9,
+        seed=3,
+    )
+    out = tmp_path / "r.jsonl"
+    s = generate_rationales(qs, out, backend, st, samples=3, keep_wrong=True, show_progress=False)
+    recs = [r for p in (out, tmp_path / "r.jsonl.rejected.jsonl") for _, r in read_jsonl(p)]
+    assert s.generated == 6 and sorted(r["id"] for r in recs) == [
+        "q0",
+        "q0-s1",
+        "q0-s2",
+        "q1",
+        "q1-s1",
+        "q1-s2",
+    ]
+    assert len({r["rationale"] for r in recs}) > 2  # sampled, not six copies of two greedy texts
+    assert all(r["teacher"]["temperature"] == 0.9 and r["teacher"]["seed"] == 3 for r in recs)

@@ -214,6 +214,10 @@ def fair_config(args: argparse.Namespace) -> dict:
             # Constant after warm-up, for every variant (see FAIR above).
             "lr_scheduler_type": "constant_with_warmup",
             "warmup_steps": 10,
+            # Batches of similar length: a random batch of these rationales is 41.6%
+            # padding, a length-grouped one 10.0% (benches/bench_padding.py); every
+            # variant samples the same way.
+            "train_sampling_strategy": "group_by_length",
             "bf16": "auto",
             "logging_steps": 10,
             "save_strategy": "epoch",

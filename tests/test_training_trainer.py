@@ -527,3 +527,21 @@ def test_trainer_warns_before_training_when_the_budget_never_binds(
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         KpodTrainer(tiny_causal_lm(tok), _cfg(tmp_path, stages=2), data, processing_class=tok)
+
+
+def test_group_by_length_trains_every_example_once_per_stage(
+    tok: Any, data: Any, tmp_path: Path
+) -> None:
+    # The fair reproduction groups batches by length (40% of a random SVAMP batch is
+    # padding, benches/bench_padding.py): each stage must still see every example once.
+    trainer = KpodTrainer(
+        tiny_causal_lm(tok),
+        _cfg(tmp_path, num_train_epochs=2, train_sampling_strategy="group_by_length"),
+        data,
+        processing_class=tok,
+    )
+    sampler = trainer._get_train_sampler()
+    assert type(sampler).__name__ == "LengthGroupedSampler"
+    assert sorted(sampler) == list(range(len(data)))
+    trainer.train()
+    assert trainer.schedule.stage == 2 and trainer.state.global_step == 8

@@ -48,6 +48,12 @@ WORKER = textwrap.dedent(
             "seen": seen,
             "params": [float(p.double().sum()) for p in trainer.model.parameters()],
         }, fh)
+    # Tear the gloo group down before exit: a live group at interpreter exit can
+    # abort a rank ("terminate called without an active exception"), as seen once
+    # under load.
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     """
 )
 

@@ -100,6 +100,8 @@ def main() -> int:
     ap.add_argument("--adapt-mask-epochs", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=1e-3, help="weight generator learning rate")
     ap.add_argument("--target-keep", default="0.5")
+    ap.add_argument("--init-keep", type=float, default=0.9, help="initial weight")
+    ap.add_argument("--dual-lr", type=float, default=0.1)
     ap.add_argument("--max-prefixes", type=int, default=None, help="default: every prefix")
     ap.add_argument("--bf16", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
@@ -136,7 +138,8 @@ def main() -> int:
         student="smollm2-135m",
         max_prefixes=args.max_prefixes,
         max_length=args.max_length,
-        init_keep=0.9,
+        init_keep=args.init_keep,
+        dual_lr=args.dual_lr,
         learning_rate=args.lr,
         lr_scheduler_type="constant",
         num_train_epochs=args.epochs,

@@ -111,7 +111,7 @@ class WeightingConfig(TrainingArguments):
         },
     )
     dual_lr: float = field(
-        default=0.02, metadata={"help": "Step size of alpha's dual update (target_keep)."}
+        default=0.1, metadata={"help": "Step size of alpha's dual update (target_keep)."}
     )
     keep_penalty: float = field(
         default=4.0,
@@ -161,7 +161,12 @@ class WeightingConfig(TrainingArguments):
     )
     num_heads: int = field(default=4, metadata={"help": "Attention heads of the weight generator."})
     init_keep: float = field(
-        default=0.5, metadata={"help": "Initial keep probability w of every token (MLP bias)."}
+        default=0.9,
+        metadata={
+            "help": "Initial keep probability w of every token (MLP bias). High, so the "
+            "straight-through gradient is mostly taken at kept tokens, where it says what "
+            "removing them costs (docs/weighting.md)."
+        },
     )
     logit_bound: float | None = field(
         default=6.0,

@@ -96,6 +96,8 @@ FAIR_SEEDS = {"kpod": 5, "cot": 5, "wo-sig": 3, "wo-prog": 3, "wo-div": 3, "wo-s
 # fine-tuning, target_keep 0.5, every prefix) except for these sizes, which the lead
 # sets from the real weighting run (scripts/real_weighting_run.py, docs/weighting.md).
 FAIR_WEIGHTING_OVERRIDES: dict[str, object] = {
+    # As the SVAMP weighting run of docs/weighting.md (scripts/real_weighting_run.py
+    # --variant cot --adapt-mask-epochs 0.5 --epochs 2), whose gates passed.
     "max_length": 256,
     "per_device_train_batch_size": 8,
     "num_train_epochs": 2,
@@ -103,6 +105,7 @@ FAIR_WEIGHTING_OVERRIDES: dict[str, object] = {
     "learning_rate": 1e-3,
     "lr_scheduler_type": "constant",
     "init_keep": 0.9,
+    "train_sampling_strategy": "group_by_length",
 }
 # Test sets of the fair test: SVAMP test in distribution, the whole ASDiv test split
 # out of distribution, GSM8K test (`--gsm8k`, evaluated by `kpod eval` after the run,

@@ -11,22 +11,10 @@ from kpod.weighting.train import WeightingCollator, WeightingConfig, build_modul
 
 
 def _module(tok, attn: str, max_prefixes: int | None):  # type: ignore[no-untyped-def]
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from kpod.testing import tiny_causal_lm
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    config._attn_implementation = attn
-    model = LlamaForCausalLM(config)
+    model = tiny_causal_lm(tok)
+    model.set_attn_implementation(attn)
     cfg = WeightingConfig(
         output_dir="unused", hidden_size=16, num_heads=2, max_prefixes=max_prefixes, use_cpu=True
     )
@@ -48,7 +36,6 @@ def test_packed_prefix_loss_matches_one_forward_per_prefix(
     emb = module.predictor.get_input_embeddings()(batch["input_ids"])
     keep = (torch.rand(emb.shape[:2], generator=torch.Generator().manual_seed(0)) < 0.6).float()
     masked = keep[..., None] * emb + (1 - keep[..., None]) * module.mask_embedding
-    masked.retain_grad() if masked.requires_grad else None
     args = (masked, batch["input_ids"], batch["step_ids"], batch["answer_mask"])
     module.pack_prefixes = False
     ref = module.prefix_loss(*args)

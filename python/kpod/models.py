@@ -191,3 +191,14 @@ def load_student(
         cls = AutoPeftModelForCausalLM if kind == "causal" else AutoPeftModelForSeq2SeqLM
         return cls.from_pretrained(str(path)).merge_and_unload()
     return load_model(name_or_path, kind=kind, dtype=dtype)
+
+
+def tied_parameter_names(model: Any) -> set[str]:
+    """Names of parameters that share their tensor with an earlier-named parameter."""
+    seen: set[int] = set()
+    tied: set[str] = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            tied.add(name)
+        seen.add(id(param))
+    return tied

@@ -29,7 +29,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from kpod.data.prepared import has_column, optional_column
-from kpod.models import resolve_kind
+from kpod.models import resolve_kind, tied_parameter_names
 from kpod.schedule import StageResult
 from kpod.training.callback import KpodScheduleCallback
 from kpod.training.collator import KpodCollator
@@ -257,17 +257,6 @@ class KpodTrainer(Trainer):
 
 # --------------------------------------------------------------------------- helpers
 LOW_MEAN_WEIGHT = 0.1
-
-
-def tied_parameter_names(model: Any) -> set[str]:
-    """Names of parameters that share their tensor with an earlier-named parameter."""
-    seen: set[int] = set()
-    tied: set[str] = set()
-    for name, param in model.named_parameters(remove_duplicate=False):
-        if id(param) in seen:
-            tied.add(name)
-        seen.add(id(param))
-    return tied
 
 
 def low_weight_warning(mean_weight: float | None, token_weight_norm: str) -> str | None:

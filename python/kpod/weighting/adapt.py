@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from kpod.models import tied_parameter_names
 from kpod.weighting.module import PROMPT
 
 if TYPE_CHECKING:
@@ -71,8 +72,7 @@ def adapt_predictor(
         state = load_file(str(out / STATE_FILE))
         module.mask_embedding.data.copy_(state.pop("__mask_embedding__"))
         missing, unexpected = predictor.load_state_dict(state, strict=False)
-        tied = {n for n in missing if n.endswith("lm_head.weight")}
-        if set(missing) - tied or unexpected:
+        if set(missing) - tied_parameter_names(predictor) or unexpected:
             raise ValueError(
                 f"{out / STATE_FILE} does not fit the answer predictor (missing {missing}, "
                 f"unexpected {unexpected}); delete {out} to adapt it again"
@@ -145,15 +145,11 @@ def adapt_predictor(
         )
     module.warming_up = False
     record["seconds"] = round(time.perf_counter() - t0, 1)
-    state = {k: v.detach().contiguous().cpu() for k, v in predictor.state_dict().items()}
-    # Tied output weights share storage with the embeddings: save one copy.
-    seen: dict[int, str] = {}
-    for k in list(state):
-        ptr = predictor.state_dict()[k].data_ptr()
-        if ptr in seen:
-            del state[k]
-        else:
-            seen[ptr] = k
+    # Tied output weights share their tensor with the embeddings: save one copy.
+    tied = tied_parameter_names(predictor)
+    state = {
+        k: v.detach().contiguous().cpu() for k, v in predictor.state_dict().items() if k not in tied
+    }
     state["__mask_embedding__"] = module.mask_embedding.detach().contiguous().cpu()
     save_file(state, str(out / STATE_FILE), metadata={"format": "pt"})
     done.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
